@@ -1,0 +1,436 @@
+//! Typed configuration: `config.toml`, `${VAR}` substitution, validation.
+//!
+//! Loading is three steps, each with an error that names the file and the key:
+//!
+//! 1. parse the TOML text;
+//! 2. replace every `${VAR}` inside a string with the environment variable
+//!    (an unset variable is an error naming the key that asked for it);
+//! 3. deserialize into [`Config`] with `deny_unknown_fields` everywhere, so a
+//!    misspelt key is an error rather than a silently ignored setting, then
+//!    [`Config::validate`] checks ranges and cross-field rules.
+//!
+//! Defaults live once, in the `#[serde(default = ...)]` functions below, and
+//! the top-level `config.toml` documents each of them key by key.
+//!
+//! Secrets (the API key, webhook URLs — Slack's carry a token in the path —
+//! and signing secrets) are [`SecretString`]s: their `Debug` is redacted, and
+//! no error message here ever quotes their value.
+
+use std::{
+    collections::HashSet,
+    fmt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer, de};
+
+use crate::event::EventType;
+use crate::poomgo::MAX_PAGE_SIZE;
+use crate::status::StatusEntry;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where template overrides live, relative to the config file.
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
+    pub poomgo: PoomgoConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub targets: Vec<TargetConfig>,
+    /// Extra or overriding entries of the cargo status table.
+    #[serde(default)]
+    pub statuses: Vec<StatusEntry>,
+    /// The folder of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoomgoConfig {
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    #[serde(deserialize_with = "secret")]
+    pub api_key: SecretString,
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default = "default_lookback_days")]
+    pub lookback_days: u32,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_connect_timeout", deserialize_with = "duration")]
+    pub connect_timeout: Duration,
+    #[serde(default = "default_request_timeout", deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// Attempts per page before a poll gives up (the first one included).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_retry_base", deserialize_with = "duration")]
+    pub retry_base: Duration,
+    #[serde(default = "default_retry_max", deserialize_with = "duration")]
+    pub retry_max: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(default = "default_cron")]
+    pub cron: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig { cron: default_cron(), timezone: default_timezone() }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// sled's page cache in MiB (sled's own default is 1 GiB).
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: default_store_path(),
+            retention_days: default_retention_days(),
+            cache_mb: default_cache_mb(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Slack,
+    Webhook,
+}
+
+impl fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TargetKind::Slack => "slack",
+            TargetKind::Webhook => "webhook",
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+    #[serde(deserialize_with = "secret")]
+    pub url: SecretString,
+    /// Which change kinds this target receives; all when absent.
+    #[serde(default)]
+    pub events: Option<Vec<EventType>>,
+    #[serde(default)]
+    pub include_personal_data: bool,
+    /// `whsec_…` signing secret (webhook targets only).
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub secret: Option<SecretString>,
+    /// Template name under `templates_dir`, e.g. `slack/default`.
+    #[serde(default)]
+    pub template: Option<String>,
+    #[serde(default = "default_send_timeout", deserialize_with = "duration")]
+    pub timeout: Duration,
+}
+
+impl TargetConfig {
+    pub fn wants(&self, kinds: impl IntoIterator<Item = EventType>) -> bool {
+        match &self.events {
+            None => true,
+            Some(wanted) => kinds.into_iter().any(|k| wanted.contains(&k)),
+        }
+    }
+
+    pub fn template_name(&self) -> String {
+        self.template.clone().unwrap_or_else(|| match self.kind {
+            TargetKind::Slack => "slack/default".into(),
+            TargetKind::Webhook => "webhook/event".into(),
+        })
+    }
+}
+
+fn default_templates_dir() -> PathBuf {
+    "templates".into()
+}
+fn default_base_url() -> String {
+    "https://api.poomgo.com".into()
+}
+fn default_page_size() -> u32 {
+    MAX_PAGE_SIZE
+}
+fn default_lookback_days() -> u32 {
+    14
+}
+fn default_concurrency() -> usize {
+    2
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_retry_base() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_retry_max() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_cron() -> String {
+    "0 */5 * * * *".into()
+}
+fn default_timezone() -> String {
+    "Asia/Seoul".into()
+}
+fn default_store_path() -> PathBuf {
+    "data/poomgo-notifier".into()
+}
+fn default_retention_days() -> u32 {
+    30
+}
+fn default_cache_mb() -> u64 {
+    64
+}
+fn default_send_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    Ok(SecretString::from(String::deserialize(d)?))
+}
+
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
+}
+
+/// "500ms", "30s", "5m", "2h".
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        de::Error::custom(format!("`{s}` is not a duration like \"500ms\", \"30s\" or \"5m\" ({e})"))
+    })
+}
+
+/// A configuration problem: which file, which key, what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {}{message}", key.as_ref().map(|k| format!("`{k}`: ")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: String,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, substitutes, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Config::parse(&text, &file, base_dir, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses config text; `env` looks variables up (tests pass their own).
+    pub fn parse(
+        text: &str,
+        file: &str,
+        base_dir: PathBuf,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: Option<String>, message: String| ConfigError { file: file.to_owned(), key, message };
+        let mut value: toml::Value = toml::from_str(text).map_err(|e| err(None, e.message().to_owned() + &location(text, e.span())))?;
+        substitute(&mut value, &mut String::new(), env).map_err(|(key, m)| err(Some(key), m))?;
+        let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let message = e.into_inner().to_string();
+            match (path.as_str(), message.strip_prefix("missing field `")) {
+                (".", Some(rest)) => err(Some(rest.trim_end_matches('`').to_owned()), "is required".into()),
+                (_, Some(rest)) => err(Some(format!("{path}.{}", rest.trim_end_matches('`'))), "is required".into()),
+                (".", None) => err(None, message),
+                _ => err(Some(path), message),
+            }
+        })?;
+        config.base_dir = base_dir;
+        config.validate().map_err(|(key, m)| err(Some(key), m))?;
+        Ok(config)
+    }
+
+    /// Ranges and cross-field rules serde cannot express.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, m: String| Err((key.to_owned(), m));
+        let p = &self.poomgo;
+        if !(1..=MAX_PAGE_SIZE).contains(&p.page_size) {
+            return bad("poomgo.page_size", format!("{} is out of range: expected 1 to {MAX_PAGE_SIZE} (the API's maximum)", p.page_size));
+        }
+        if !(1..=16).contains(&p.concurrency) {
+            return bad("poomgo.concurrency", format!("{} is out of range: expected 1 to 16", p.concurrency));
+        }
+        if !(1..=366).contains(&p.lookback_days) {
+            return bad("poomgo.lookback_days", format!("{} is out of range: expected 1 to 366", p.lookback_days));
+        }
+        if p.max_attempts == 0 {
+            return bad("poomgo.max_attempts", "expected at least 1".into());
+        }
+        if let Err(m) = check_url(&p.base_url) {
+            return bad("poomgo.base_url", format!("`{}` {m}", p.base_url));
+        }
+        if p.api_key.expose_secret().trim().is_empty() {
+            return bad("poomgo.api_key", "is empty: expected the merchant's Poomgo API key".into());
+        }
+        if self.store.cache_mb == 0 {
+            return bad("store.cache_mb", "expected at least 1 (MiB)".into());
+        }
+        if self.store.retention_days == 0 {
+            return bad("store.retention_days", "expected at least 1".into());
+        }
+        crate::schedule::validate(&self.schedule).map_err(|(k, m)| (format!("schedule.{k}"), m))?;
+        let mut names = HashSet::new();
+        for (i, t) in self.targets.iter().enumerate() {
+            let key = |field: &str| format!("targets[{i}].{field}");
+            if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return bad(&key("name"), format!("`{}` is not a valid name: expected letters, digits, `-` or `_`", t.name));
+            }
+            if !names.insert(t.name.as_str()) {
+                return bad(&key("name"), format!("`{}` is used by two targets: names must be unique", t.name));
+            }
+            // The URL may carry a token (Slack's do): say what is wrong, never quote it.
+            if let Err(m) = check_url(t.url.expose_secret()) {
+                return bad(&key("url"), format!("the URL {m}"));
+            }
+            if matches!(&t.events, Some(e) if e.is_empty()) {
+                return bad(&key("events"), "is empty, so the target would receive nothing: remove the key to receive every kind".into());
+            }
+            match (t.kind, &t.secret) {
+                (TargetKind::Webhook, Some(s)) => {
+                    if let Err(m) = crate::delivery::signature::SigningKey::parse(s.expose_secret()) {
+                        return bad(&key("secret"), m.to_string());
+                    }
+                }
+                (TargetKind::Slack, Some(_)) => {
+                    return bad(&key("secret"), "is only used by `kind = \"webhook\"` targets".into());
+                }
+                (TargetKind::Webhook, None) => {}
+                (TargetKind::Slack, None) => {}
+            }
+            if t.kind == TargetKind::Slack && t.include_personal_data {
+                return bad(&key("include_personal_data"), "is not supported for Slack targets: a channel is no place for phone numbers".into());
+            }
+        }
+        for (i, s) in self.statuses.iter().enumerate() {
+            if s.code.trim().is_empty() {
+                return bad(&format!("statuses[{i}].code"), "is empty".into());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn templates_path(&self) -> PathBuf {
+        self.base_dir.join(&self.templates_dir)
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.base_dir.join(&self.store.path)
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err("is not an http(s) URL".into()),
+        Err(e) => Err(format!("is not a valid URL ({e})")),
+    }
+}
+
+fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    span.map(|s| {
+        let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+        format!(" (line {line})")
+    })
+    .unwrap_or_default()
+}
+
+/// Replaces `${VAR}` in every string value, depth first. `path` is the key
+/// path so far, for the error.
+fn substitute(
+    value: &mut toml::Value,
+    path: &mut String,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), (String, String)> {
+    match value {
+        toml::Value::String(s) => {
+            if s.contains("${") {
+                *s = expand(s, env).map_err(|m| (path.clone(), m))?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                substitute(item, path, env)?;
+                path.truncate(len);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (k, v) in table.iter_mut() {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                substitute(v, path, env)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| "has `${` without a closing `}`: expected `${VAR}`".to_owned())?;
+        let name = &after[..end];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`${{{name}}}` is not a variable name: expected letters, digits and `_`"));
+        }
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("environment variable {name} is not set (the value is `${{{name}}}`)")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}

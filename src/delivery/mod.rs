@@ -1,0 +1,3 @@
+//! Delivery: rendering an outbox entry for its target and sending it.
+
+pub mod signature;

@@ -1,0 +1,56 @@
+//! poomgo-notifier: tells Slack and signed webhooks when a Poomgo (품고)
+//! shipment changes.
+//!
+//! # The pipeline
+//!
+//! ```text
+//!  cron tick ──► poll ──► diff ──► commit ──► deliver
+//!                │        │        │          │
+//!    Poomgo API pages   pure fn   one sled    per-target outbox:
+//!    (paged, retried)   old+new   transaction render (handlebars) →
+//!                       → events  = snapshot  send → ack / retry
+//!                                 + outbox
+//! ```
+//!
+//! # Module map
+//!
+//! - [`poomgo`]: the orders API — wire models with tolerant parsing, the
+//!   HTTP client with retry classification, page-by-page [`poomgo::Scan`]s.
+//! - [`sim`]: a loopback simulator of that API (generated merchant, moving
+//!   time, fault injection), for development, demos, tests and benchmarks.
+//! - [`config`]: `config.toml` with `${VAR}` substitution and validation.
+//! - [`event`]: the event model and its JSON; [`status`]: the cargo status table.
+//! - [`retry`]: the one retry policy type (a schedule of waits, as data).
+//! - [`delivery`]: per-target senders; [`delivery::signature`] signs webhooks.
+//! - [`schedule`]: cron parsing as the scheduler does it.
+//! - [`shutdown`]: the stop signal every long-running task holds.
+//! - [`commands`]: one function per CLI command; `main.rs` only parses arguments.
+//!
+//! Secrets and personal data never reach a log line or an error: secrets are
+//! [`secrecy::SecretString`]s, personal fields have redacted `Debug`, and
+//! HTTP errors are described without their URL.
+
+pub mod commands;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod metrics;
+pub mod poomgo;
+pub mod retry;
+pub mod schedule;
+pub mod shutdown;
+pub mod sim;
+pub mod status;
+
+use std::time::Duration;
+
+/// The process's one HTTP client. `timeout` is the default total time-out of
+/// a request; senders with other needs set their own per request.
+pub fn http_client(connect_timeout: Duration, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .user_agent(concat!("poomgo-notifier/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", poomgo::describe(e)))
+}

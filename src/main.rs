@@ -1,0 +1,76 @@
+//! The command line. Everything it runs lives in the library (`commands`).
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, Subcommand};
+use poomgo_notifier::{
+    commands,
+    sim::{FaultRule, SimOptions},
+};
+
+#[derive(Parser)]
+#[command(name = "poomgo-notifier", version, about = "Tells Slack and signed webhooks when a Poomgo shipment changes.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a local simulator of the Poomgo OMS orders API.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Orders the generated merchant starts with.
+        #[arg(long, default_value_t = 300)]
+        orders: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+        /// Advance time one step this often (e.g. "2s"); frozen when absent.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        tick: Option<Duration>,
+        #[arg(long, default_value = "sim-key")]
+        api_key: String,
+        /// Inject a fault: KIND[:ARG][@PAGE][xTIMES], e.g. 500@3x2, 429:2@1, slow:1500ms, notjson@4, truncated.
+        #[arg(long = "fault", value_parser = FaultRule::parse)]
+        faults: Vec<FaultRule>,
+    },
+    /// Scan the poll window once and print what the API returned (no store, no delivery).
+    Scan {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sim { listen, orders, seed, tick, api_key, faults } => {
+                let options = SimOptions { orders, seed, tick, api_key, faults, ..SimOptions::default() };
+                commands::sim(listen, options).await
+            }
+            Command::Scan { config } => commands::scan(&config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The HTTP client of the orders endpoint: one page per call, retried.
+//!
+//! Failures are classified once, here, into what the caller can act on:
+//!
+//! | upstream says                         | [`PoomgoError`]   | retried? |
+//! |---------------------------------------|-------------------|----------|
+//! | 401 / 403                             | `KeyRejected`     | never: it is a configuration error |
+//! | 408, 429, 5xx, connect error, time-out, body cut off | `GaveUp` once the retry policy is spent | yes, with back-off and jitter, at least `Retry-After` |
+//! | any other 4xx                         | `Refused`         | never: the same request fails the same way |
+//! | 2xx whose body is not the documented shape | `Malformed` | never: it names the page and the JSON path |
+//!
+//! The API key travels in a header marked sensitive and is never formatted:
+//! not in an error, a log line or `Debug`. reqwest's own errors carry the URL,
+//! so they are stripped with `without_url` before they are described.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use reqwest::{StatusCode, Url, header};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::model::{OrdersPage, OrdersRequest, Query, ShapeError, parse_page};
+use crate::config::PoomgoConfig;
+use crate::retry::RetryPolicy;
+
+/// The path of the orders endpoint under `base_url`.
+pub const ORDERS_PATH: &str = "/open-api/oms/orders";
+
+/// Why a page could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum PoomgoError {
+    #[error("page {page}: the Poomgo API rejected the key (HTTP {status}); check `poomgo.api_key`")]
+    KeyRejected { page: u32, status: u16 },
+    #[error("page {page}: the Poomgo API refused the request (HTTP {status}){detail}")]
+    Refused { page: u32, status: u16, detail: String },
+    #[error("page {page}: gave up after {attempts} attempts; the last one failed with {last}")]
+    GaveUp { page: u32, attempts: u32, last: String },
+    #[error("page {page}: {reason}")]
+    Malformed { page: u32, reason: ShapeError },
+}
+
+impl PoomgoError {
+    /// True when retrying later cannot help until someone changes the config.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self, PoomgoError::KeyRejected { .. })
+    }
+}
+
+/// A cheap-to-clone handle on the orders endpoint.
+#[derive(Clone)]
+pub struct PoomgoClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    endpoint: Url,
+    api_key: SecretString,
+    retry: RetryPolicy,
+    page_size: u32,
+    concurrency: usize,
+}
+
+impl fmt::Debug for PoomgoClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoomgoClient")
+            .field("endpoint", &self.inner.endpoint.as_str())
+            .field("api_key", &"<redacted>")
+            .field("page_size", &self.inner.page_size)
+            .finish()
+    }
+}
+
+/// The outcome of one attempt that did not return a page.
+enum Failure {
+    Fatal(PoomgoError),
+    Transient { reason: String, retry_after: Option<Duration> },
+}
+
+impl PoomgoClient {
+    /// `http` is the process's one client (see [`crate::http_client`]).
+    pub fn new(config: &PoomgoConfig, http: reqwest::Client) -> anyhow::Result<Self> {
+        let base = Url::parse(&config.base_url)
+            .map_err(|e| anyhow::anyhow!("`poomgo.base_url` is not a URL: {e}"))?;
+        let endpoint = base
+            .join(ORDERS_PATH)
+            .map_err(|e| anyhow::anyhow!("`poomgo.base_url` cannot take the orders path: {e}"))?;
+        Ok(PoomgoClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                api_key: config.api_key.clone(),
+                retry: RetryPolicy::exponential(config.max_attempts, config.retry_base, config.retry_max),
+                page_size: config.page_size.clamp(1, super::MAX_PAGE_SIZE),
+                concurrency: config.concurrency.max(1),
+            }),
+        })
+    }
+
+    pub fn page_size(&self) -> u32 {
+        self.inner.page_size
+    }
+
+    pub fn concurrency(&self) -> usize {
+        self.inner.concurrency
+    }
+
+    /// Fetches page `page` (1-based) of `query`, retrying transient failures.
+    pub async fn fetch_page(&self, query: &Query, page: u32) -> Result<OrdersPage, PoomgoError> {
+        self.fetch_page_sized(query, page, self.inner.page_size).await
+    }
+
+    /// As [`fetch_page`](Self::fetch_page) with an explicit page size (`check --online` asks for 1).
+    pub async fn fetch_page_sized(
+        &self,
+        query: &Query,
+        page: u32,
+        page_size: u32,
+    ) -> Result<OrdersPage, PoomgoError> {
+        let request = OrdersRequest { page, page_size: page_size.clamp(1, super::MAX_PAGE_SIZE), query };
+        let body = serde_json::to_vec(&request).expect("a request always serializes");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(page, &body).await {
+                Ok(p) => return Ok(p),
+                Err(Failure::Fatal(e)) => return Err(e),
+                Err(Failure::Transient { reason, retry_after }) => {
+                    if retry_after.is_some() || reason.starts_with("HTTP 429") {
+                        crate::metrics::upstream_throttled();
+                    }
+                    match self.inner.retry.wait_after(attempt, retry_after) {
+                        Some(wait) => {
+                            crate::metrics::upstream_retry();
+                            tracing::warn!(page, attempt, wait_ms = wait.as_millis() as u64, %reason, "Poomgo page failed; retrying");
+                            tokio::time::sleep(wait).await;
+                        }
+                        None => return Err(PoomgoError::GaveUp { page, attempts: attempt, last: reason }),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, page: u32, body: &[u8]) -> Result<OrdersPage, Failure> {
+        let mut key = header::HeaderValue::from_str(self.inner.api_key.expose_secret()).map_err(|_| {
+            Failure::Fatal(PoomgoError::Refused {
+                page,
+                status: 0,
+                detail: ": `poomgo.api_key` holds characters an HTTP header cannot carry".into(),
+            })
+        })?;
+        key.set_sensitive(true);
+        let response = self
+            .inner
+            .http
+            .post(self.inner.endpoint.clone())
+            .header(header::AUTHORIZATION, key)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .map_err(|e| Failure::Transient { reason: describe(e), retry_after: None })?;
+        let status = response.status();
+        if status.is_success() {
+            let bytes = response.bytes().await.map_err(|e| Failure::Transient {
+                reason: format!("the body was cut off ({})", describe(e)),
+                retry_after: None,
+            })?;
+            return parse_page(&bytes).map_err(|reason| Failure::Fatal(PoomgoError::Malformed { page, reason }));
+        }
+        if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+            return Err(Failure::Fatal(PoomgoError::KeyRejected { page, status: status.as_u16() }));
+        }
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+            let reason = match retry_after {
+                Some(d) => format!("HTTP {} (Retry-After {}s)", status.as_u16(), d.as_secs()),
+                None => format!("HTTP {}", status.as_u16()),
+            };
+            return Err(Failure::Transient { reason, retry_after });
+        }
+        let text = response.text().await.unwrap_or_default();
+        let detail = snippet(&text, self.inner.api_key.expose_secret());
+        Err(Failure::Fatal(PoomgoError::Refused {
+            page,
+            status: status.as_u16(),
+            detail: if detail.is_empty() { String::new() } else { format!(": {detail}") },
+        }))
+    }
+}
+
+/// `Retry-After` as delay-seconds. (The HTTP-date form is rare on APIs and is
+/// treated as absent: the back-off schedule still applies.)
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A reqwest error as one line, without the URL (which for webhook targets
+/// may carry a token), with its cause chain.
+pub fn describe(error: reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "a time-out"
+    } else if error.is_connect() {
+        "a connection error"
+    } else if error.is_body() || error.is_decode() {
+        "a broken body"
+    } else {
+        "a transport error"
+    };
+    let error = error.without_url();
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(&error);
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    causes.dedup();
+    if causes.is_empty() { kind.to_owned() } else { format!("{kind}: {}", causes.join(": ")) }
+}
+
+/// At most 200 characters of an error body, on one line, with `secret` masked
+/// in case the server echoes it back.
+pub fn snippet(text: &str, secret: &str) -> String {
+    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let masked = if secret.len() >= 4 { one_line.replace(secret, "<redacted>") } else { one_line };
+    match masked.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &masked[..i]),
+        None => masked,
+    }
+}

@@ -1,0 +1,105 @@
+//! The one retry policy type of the crate: a schedule of waits, as data.
+//!
+//! The Poomgo client uses an exponential schedule (`base`, `2·base`, `4·base`,
+//! … capped at `max`); delivery will use a fixed, Svix-like schedule. Both are
+//! the same value: a list of waits and a jitter fraction. Keeping the schedule
+//! as data means a test can use milliseconds where production uses minutes,
+//! and an operator can read exactly what will happen from the config.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// The wait before retry `i + 1`. Its length is the number of retries, so
+    /// the number of attempts is `waits.len() + 1`.
+    waits: Vec<Duration>,
+    /// Each wait is drawn uniformly from `wait·(1 − jitter) ..= wait·(1 + jitter)`,
+    /// so that many clients that failed together do not retry together.
+    jitter: f64,
+    /// No wait, including one a server asked for with `Retry-After`, exceeds this.
+    max_wait: Duration,
+}
+
+impl RetryPolicy {
+    /// `attempts` attempts in all; waits double from `base` up to `max`.
+    pub fn exponential(attempts: u32, base: Duration, max: Duration) -> Self {
+        let waits = (0..attempts.saturating_sub(1))
+            .map(|i| base.saturating_mul(1u32 << i.min(20)).min(max))
+            .collect();
+        RetryPolicy { waits, jitter: 0.2, max_wait: max }
+    }
+
+    /// A fixed schedule of waits (e.g. 5s, 5m, 30m, 2h, …).
+    pub fn schedule(waits: Vec<Duration>, jitter: f64) -> Self {
+        let max_wait = waits.iter().copied().max().unwrap_or_default();
+        RetryPolicy { waits, jitter: jitter.clamp(0.0, 1.0), max_wait }
+    }
+
+    /// A policy that never retries.
+    pub fn none() -> Self {
+        RetryPolicy::schedule(Vec::new(), 0.0)
+    }
+
+    /// How many attempts in all (the first one and every retry).
+    pub fn attempts(&self) -> u32 {
+        self.waits.len() as u32 + 1
+    }
+
+    /// The wait after failed attempt number `attempt` (1-based), or `None` when
+    /// the schedule is used up. `retry_after` is what the server asked for; the
+    /// wait is never shorter than that, and never longer than `max_wait`.
+    pub fn wait_after(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
+        let base = *self.waits.get(attempt.checked_sub(1)? as usize)?;
+        let jittered = if self.jitter > 0.0 {
+            base.mul_f64(1.0 - self.jitter + 2.0 * self.jitter * fastrand::f64())
+        } else {
+            base
+        };
+        let wait = retry_after.map_or(jittered, |asked| asked.max(jittered));
+        Some(wait.min(self.max_wait.max(base)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exponential_doubles_and_caps() {
+        let p = RetryPolicy::exponential(5, Duration::from_millis(100), Duration::from_millis(300));
+        assert_eq!(p.attempts(), 5);
+        assert_eq!(
+            p.waits,
+            [100, 200, 300, 300].map(Duration::from_millis).to_vec()
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_its_band() {
+        let p = RetryPolicy::exponential(3, Duration::from_secs(10), Duration::from_secs(60));
+        for _ in 0..1000 {
+            let w = p.wait_after(1, None).unwrap();
+            assert!(w >= Duration::from_secs(8) && w <= Duration::from_secs(12), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_lengthens_but_never_past_max() {
+        let p = RetryPolicy::schedule(vec![Duration::from_secs(1); 2], 0.0);
+        assert_eq!(p.wait_after(1, Some(Duration::from_millis(10))), Some(Duration::from_secs(1)));
+        let p = RetryPolicy::exponential(3, Duration::from_millis(10), Duration::from_secs(5));
+        let w = p.wait_after(1, Some(Duration::from_secs(3))).unwrap();
+        assert_eq!(w, Duration::from_secs(3));
+        let w = p.wait_after(1, Some(Duration::from_secs(3600))).unwrap();
+        assert_eq!(w, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn schedule_runs_out() {
+        let p = RetryPolicy::schedule(vec![Duration::from_secs(1)], 0.0);
+        assert!(p.wait_after(1, None).is_some());
+        assert_eq!(p.wait_after(2, None), None);
+        assert_eq!(p.wait_after(0, None), None);
+        assert_eq!(RetryPolicy::none().attempts(), 1);
+    }
+}

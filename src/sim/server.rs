@@ -1,0 +1,238 @@
+//! The simulator's HTTP surface (axum).
+
+use std::sync::{Arc, atomic::Ordering};
+
+use axum::{
+    Json, Router,
+    body::{Body, Bytes},
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use chrono::SecondsFormat;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Shared,
+    faults::{Fault, FaultRule},
+    merchant::{AdvanceOptions, SimInvoice, SimOrder},
+};
+use crate::poomgo::{MAX_PAGE_SIZE, ORDERS_PATH, Person, Query};
+
+/// The documented default page size.
+const DEFAULT_PAGE_SIZE: u32 = 20;
+
+pub(super) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(ORDERS_PATH, post(orders))
+        .route("/_sim/advance", post(advance))
+        .route("/_sim/faults", post(add_fault).delete(clear_faults))
+        .route("/_sim/stats", axum::routing::get(stats))
+        .with_state(shared)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrdersBody {
+    page: Option<u32>,
+    page_size: Option<u32>,
+    #[serde(flatten)]
+    query: Query,
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "statusCode": status.as_u16(), "message": message }))).into_response()
+}
+
+async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(shared.api_key.as_str()) {
+        return error(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    // The vendor's own example sends an empty body: that means all defaults.
+    let request: OrdersBody = if body.iter().all(u8::is_ascii_whitespace) {
+        OrdersBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid body: {e}")),
+        }
+    };
+    let page = request.page.unwrap_or(1);
+    let page_size = request.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
+        return error(StatusCode::BAD_REQUEST, "page must be >= 1 and pageSize 1..=500");
+    }
+    let fault = shared.faults.lock().expect("sim lock").take(page);
+    if let Some(Fault::Slow { millis }) = fault {
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+    match fault {
+        Some(Fault::Status { status }) => {
+            return error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "injected fault");
+        }
+        Some(Fault::TooManyRequests { retry_after_secs }) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            return r;
+        }
+        Some(Fault::NotJson) => {
+            return ([(header::CONTENT_TYPE, "text/html")], "<html><body><h1>502 Bad Gateway</h1></body></html>")
+                .into_response();
+        }
+        _ => {}
+    }
+    let json = {
+        let merchant = shared.merchant.lock().expect("sim lock");
+        let mut total = 0u64;
+        let skip = (page as usize - 1) * page_size as usize;
+        let mut rows = Vec::with_capacity(page_size as usize);
+        for order in merchant.matching(&request.query) {
+            if total as usize >= skip && rows.len() < page_size as usize {
+                rows.push(RowView::of(order));
+            }
+            total += 1;
+        }
+        serde_json::to_vec(&PageView { total: total.to_string(), rows }).expect("a page serializes")
+    };
+    match fault {
+        Some(Fault::Truncated) => {
+            let cut = json.len() / 2;
+            let head = Bytes::from(json).slice(..cut);
+            let chunks: Vec<Result<Bytes, std::io::Error>> =
+                vec![Ok(head), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation"))];
+            (
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(futures_util::stream::iter(chunks)),
+            )
+                .into_response()
+        }
+        _ => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+    }
+}
+
+async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let options: AdvanceOptions = if body.is_empty() {
+        AdvanceOptions::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(o) => o,
+            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid advance options: {e}")),
+        }
+    };
+    let report = shared.merchant.lock().expect("sim lock").advance(options, chrono::Utc::now());
+    Json(report).into_response()
+}
+
+async fn add_fault(State(shared): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {
+    shared.faults.lock().expect("sim lock").add(rule);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
+    shared.faults.lock().expect("sim lock").clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    let merchant = shared.merchant.lock().expect("sim lock");
+    let invoices: usize = merchant.orders.iter().map(|o| o.invoices.len() + o.canceled.len()).sum();
+    Json(serde_json::json!({
+        "orders": merchant.orders.len(),
+        "invoices": invoices,
+        "requests": shared.requests.load(Ordering::Relaxed),
+    }))
+    .into_response()
+}
+
+#[derive(Serialize)]
+struct PageView<'a> {
+    total: String,
+    rows: Vec<RowView<'a>>,
+}
+
+/// A row exactly as the real API shapes it: amounts as strings, `invoices`
+/// null until packed, invoice ids as numbers (as in the vendor's example).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RowView<'a> {
+    id: u64,
+    channel_name: &'a str,
+    order_code: &'a str,
+    code: &'a str,
+    subsidiary_code: &'a str,
+    release_code: &'a str,
+    receiver_data: &'a Person,
+    customer_data: &'a Person,
+    deal_name: &'a str,
+    deal_option_name: &'a str,
+    created_at: String,
+    order_at: String,
+    invoices: Option<Vec<InvoiceView<'a>>>,
+    canceled_invoices: Vec<InvoiceView<'a>>,
+    items: [ItemView<'a>; 1],
+    original_data: Option<()>,
+    price: String,
+    settlement_price: String,
+    total_payment_amount: String,
+    settlement_group_price: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct InvoiceView<'a> {
+    invoice_id: u64,
+    invoice_code: &'a str,
+    is_printed: bool,
+    is_closed: bool,
+    cargo_status_code_key: Option<&'a str>,
+    logistics_partner_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct ItemView<'a> {
+    resource_name: &'a str,
+    quantity: u32,
+}
+
+impl<'a> RowView<'a> {
+    fn of(o: &'a SimOrder) -> RowView<'a> {
+        let price = o.price.to_string();
+        RowView {
+            id: o.id,
+            channel_name: o.channel,
+            order_code: &o.order_code,
+            code: &o.code,
+            subsidiary_code: "",
+            release_code: &o.release_code,
+            receiver_data: &o.receiver,
+            customer_data: &o.customer,
+            deal_name: o.deal,
+            deal_option_name: o.option,
+            created_at: o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            order_at: o.order_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            invoices: o.packed.then(|| o.invoices.iter().map(InvoiceView::of).collect()),
+            canceled_invoices: o.canceled.iter().map(InvoiceView::of).collect(),
+            items: [ItemView { resource_name: o.deal, quantity: 1 }],
+            original_data: None,
+            settlement_price: price.clone(),
+            total_payment_amount: (o.price + 2500).to_string(),
+            settlement_group_price: price.clone(),
+            price,
+        }
+    }
+}
+
+impl<'a> InvoiceView<'a> {
+    fn of(i: &'a SimInvoice) -> InvoiceView<'a> {
+        InvoiceView {
+            invoice_id: i.id,
+            invoice_code: &i.code,
+            is_printed: i.printed,
+            is_closed: i.closed,
+            cargo_status_code_key: i.cargo,
+            logistics_partner_name: i.partner,
+        }
+    }
+}
