@@ -16,13 +16,26 @@ pub async fn sim(listen: SocketAddr, options: SimOptions) -> anyhow::Result<()> 
     let sim = Simulator::start(listen, options)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    println!("poomgo simulator: {} orders at {}{}", orders, sim.base_url(), crate::poomgo::ORDERS_PATH);
+    println!(
+        "poomgo simulator: {} orders at {}{}",
+        orders,
+        sim.base_url(),
+        crate::poomgo::ORDERS_PATH
+    );
     println!("api key: {}", sim.api_key());
     match tick {
-        Some(t) => println!("time moves one step every {}", humantime::format_duration(t)),
-        None => println!("time is frozen: POST {}/_sim/advance to move it", sim.base_url()),
+        Some(t) => println!(
+            "time moves one step every {}",
+            humantime::format_duration(t)
+        ),
+        None => println!(
+            "time is frozen: POST {}/_sim/advance to move it",
+            sim.base_url()
+        ),
     }
-    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
     sim.stop().await;
     Ok(())
 }

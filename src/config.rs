@@ -89,7 +89,10 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        ScheduleConfig { cron: default_cron(), timezone: default_timezone() }
+        ScheduleConfig {
+            cron: default_cron(),
+            timezone: default_timezone(),
+        }
     }
 }
 
@@ -230,7 +233,9 @@ fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretStrin
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| {
-        de::Error::custom(format!("`{s}` is not a duration like \"500ms\", \"30s\" or \"5m\" ({e})"))
+        de::Error::custom(format!(
+            "`{s}` is not a duration like \"500ms\", \"30s\" or \"5m\" ({e})"
+        ))
     })
 }
 
@@ -263,15 +268,26 @@ impl Config {
         base_dir: PathBuf,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let err = |key: Option<String>, message: String| ConfigError { file: file.to_owned(), key, message };
-        let mut value: toml::Value = toml::from_str(text).map_err(|e| err(None, e.message().to_owned() + &location(text, e.span())))?;
+        let err = |key: Option<String>, message: String| ConfigError {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        let mut value: toml::Value = toml::from_str(text)
+            .map_err(|e| err(None, e.message().to_owned() + &location(text, e.span())))?;
         substitute(&mut value, &mut String::new(), env).map_err(|(key, m)| err(Some(key), m))?;
         let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
             match (path.as_str(), message.strip_prefix("missing field `")) {
-                (".", Some(rest)) => err(Some(rest.trim_end_matches('`').to_owned()), "is required".into()),
-                (_, Some(rest)) => err(Some(format!("{path}.{}", rest.trim_end_matches('`'))), "is required".into()),
+                (".", Some(rest)) => err(
+                    Some(rest.trim_end_matches('`').to_owned()),
+                    "is required".into(),
+                ),
+                (_, Some(rest)) => err(
+                    Some(format!("{path}.{}", rest.trim_end_matches('`'))),
+                    "is required".into(),
+                ),
                 (".", None) => err(None, message),
                 _ => err(Some(path), message),
             }
@@ -286,13 +302,25 @@ impl Config {
         let bad = |key: &str, m: String| Err((key.to_owned(), m));
         let p = &self.poomgo;
         if !(1..=MAX_PAGE_SIZE).contains(&p.page_size) {
-            return bad("poomgo.page_size", format!("{} is out of range: expected 1 to {MAX_PAGE_SIZE} (the API's maximum)", p.page_size));
+            return bad(
+                "poomgo.page_size",
+                format!(
+                    "{} is out of range: expected 1 to {MAX_PAGE_SIZE} (the API's maximum)",
+                    p.page_size
+                ),
+            );
         }
         if !(1..=16).contains(&p.concurrency) {
-            return bad("poomgo.concurrency", format!("{} is out of range: expected 1 to 16", p.concurrency));
+            return bad(
+                "poomgo.concurrency",
+                format!("{} is out of range: expected 1 to 16", p.concurrency),
+            );
         }
         if !(1..=366).contains(&p.lookback_days) {
-            return bad("poomgo.lookback_days", format!("{} is out of range: expected 1 to 366", p.lookback_days));
+            return bad(
+                "poomgo.lookback_days",
+                format!("{} is out of range: expected 1 to 366", p.lookback_days),
+            );
         }
         if p.max_attempts == 0 {
             return bad("poomgo.max_attempts", "expected at least 1".into());
@@ -301,7 +329,10 @@ impl Config {
             return bad("poomgo.base_url", format!("`{}` {m}", p.base_url));
         }
         if p.api_key.expose_secret().trim().is_empty() {
-            return bad("poomgo.api_key", "is empty: expected the merchant's Poomgo API key".into());
+            return bad(
+                "poomgo.api_key",
+                "is empty: expected the merchant's Poomgo API key".into(),
+            );
         }
         if self.store.cache_mb == 0 {
             return bad("store.cache_mb", "expected at least 1 (MiB)".into());
@@ -313,11 +344,25 @@ impl Config {
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
             let key = |field: &str| format!("targets[{i}].{field}");
-            if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return bad(&key("name"), format!("`{}` is not a valid name: expected letters, digits, `-` or `_`", t.name));
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return bad(
+                    &key("name"),
+                    format!(
+                        "`{}` is not a valid name: expected letters, digits, `-` or `_`",
+                        t.name
+                    ),
+                );
             }
             if !names.insert(t.name.as_str()) {
-                return bad(&key("name"), format!("`{}` is used by two targets: names must be unique", t.name));
+                return bad(
+                    &key("name"),
+                    format!("`{}` is used by two targets: names must be unique", t.name),
+                );
             }
             // The URL may carry a token (Slack's do): say what is wrong, never quote it.
             if let Err(m) = check_url(t.url.expose_secret()) {
@@ -328,18 +373,26 @@ impl Config {
             }
             match (t.kind, &t.secret) {
                 (TargetKind::Webhook, Some(s)) => {
-                    if let Err(m) = crate::delivery::signature::SigningKey::parse(s.expose_secret()) {
+                    if let Err(m) = crate::delivery::signature::SigningKey::parse(s.expose_secret())
+                    {
                         return bad(&key("secret"), m.to_string());
                     }
                 }
                 (TargetKind::Slack, Some(_)) => {
-                    return bad(&key("secret"), "is only used by `kind = \"webhook\"` targets".into());
+                    return bad(
+                        &key("secret"),
+                        "is only used by `kind = \"webhook\"` targets".into(),
+                    );
                 }
                 (TargetKind::Webhook, None) => {}
                 (TargetKind::Slack, None) => {}
             }
             if t.kind == TargetKind::Slack && t.include_personal_data {
-                return bad(&key("include_personal_data"), "is not supported for Slack targets: a channel is no place for phone numbers".into());
+                return bad(
+                    &key("include_personal_data"),
+                    "is not supported for Slack targets: a channel is no place for phone numbers"
+                        .into(),
+                );
             }
         }
         for (i, s) in self.statuses.iter().enumerate() {
@@ -383,10 +436,8 @@ fn substitute(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), (String, String)> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains("${") {
-                *s = expand(s, env).map_err(|m| (path.clone(), m))?;
-            }
+        toml::Value::String(s) if s.contains("${") => {
+            *s = expand(s, env).map_err(|m| (path.clone(), m))?;
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -423,11 +474,17 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
             .ok_or_else(|| "has `${` without a closing `}`: expected `${VAR}`".to_owned())?;
         let name = &after[..end];
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`${{{name}}}` is not a variable name: expected letters, digits and `_`"));
+            return Err(format!(
+                "`${{{name}}}` is not a variable name: expected letters, digits and `_`"
+            ));
         }
         match env(name) {
             Some(v) => out.push_str(&v),
-            None => return Err(format!("environment variable {name} is not set (the value is `${{{name}}}`)")),
+            None => {
+                return Err(format!(
+                    "environment variable {name} is not set (the value is `${{{name}}}`)"
+                ));
+            }
         }
         rest = &after[end + 1..];
     }

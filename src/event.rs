@@ -62,10 +62,16 @@ impl fmt::Display for EventType {
 impl std::str::FromStr for EventType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        EventType::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| {
-            let all: Vec<_> = EventType::ALL.iter().map(|k| k.as_str()).collect();
-            format!("`{s}` is not an event type: expected one of {}", all.join(", "))
-        })
+        EventType::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<_> = EventType::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "`{s}` is not an event type: expected one of {}",
+                    all.join(", ")
+                )
+            })
     }
 }
 
@@ -183,6 +189,8 @@ mod rfc3339_seconds {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -46,7 +46,10 @@ use std::time::Duration;
 
 /// The process's one HTTP client. `timeout` is the default total time-out of
 /// a request; senders with other needs set their own per request.
-pub fn http_client(connect_timeout: Duration, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+pub fn http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(timeout)

@@ -9,7 +9,11 @@ use poomgo_notifier::{
 };
 
 #[derive(Parser)]
-#[command(name = "poomgo-notifier", version, about = "Tells Slack and signed webhooks when a Poomgo shipment changes.")]
+#[command(
+    name = "poomgo-notifier",
+    version,
+    about = "Tells Slack and signed webhooks when a Poomgo shipment changes."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,8 +63,22 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Sim { listen, orders, seed, tick, api_key, faults } => {
-                let options = SimOptions { orders, seed, tick, api_key, faults, ..SimOptions::default() };
+            Command::Sim {
+                listen,
+                orders,
+                seed,
+                tick,
+                api_key,
+                faults,
+            } => {
+                let options = SimOptions {
+                    orders,
+                    seed,
+                    tick,
+                    api_key,
+                    faults,
+                    ..SimOptions::default()
+                };
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,

@@ -26,13 +26,21 @@ impl RetryPolicy {
         let waits = (0..attempts.saturating_sub(1))
             .map(|i| base.saturating_mul(1u32 << i.min(20)).min(max))
             .collect();
-        RetryPolicy { waits, jitter: 0.2, max_wait: max }
+        RetryPolicy {
+            waits,
+            jitter: 0.2,
+            max_wait: max,
+        }
     }
 
     /// A fixed schedule of waits (e.g. 5s, 5m, 30m, 2h, …).
     pub fn schedule(waits: Vec<Duration>, jitter: f64) -> Self {
         let max_wait = waits.iter().copied().max().unwrap_or_default();
-        RetryPolicy { waits, jitter: jitter.clamp(0.0, 1.0), max_wait }
+        RetryPolicy {
+            waits,
+            jitter: jitter.clamp(0.0, 1.0),
+            max_wait,
+        }
     }
 
     /// A policy that never retries.
@@ -79,14 +87,20 @@ mod tests {
         let p = RetryPolicy::exponential(3, Duration::from_secs(10), Duration::from_secs(60));
         for _ in 0..1000 {
             let w = p.wait_after(1, None).unwrap();
-            assert!(w >= Duration::from_secs(8) && w <= Duration::from_secs(12), "{w:?}");
+            assert!(
+                w >= Duration::from_secs(8) && w <= Duration::from_secs(12),
+                "{w:?}"
+            );
         }
     }
 
     #[test]
     fn retry_after_lengthens_but_never_past_max() {
         let p = RetryPolicy::schedule(vec![Duration::from_secs(1); 2], 0.0);
-        assert_eq!(p.wait_after(1, Some(Duration::from_millis(10))), Some(Duration::from_secs(1)));
+        assert_eq!(
+            p.wait_after(1, Some(Duration::from_millis(10))),
+            Some(Duration::from_secs(1))
+        );
         let p = RetryPolicy::exponential(3, Duration::from_millis(10), Duration::from_secs(5));
         let w = p.wait_after(1, Some(Duration::from_secs(3))).unwrap();
         assert_eq!(w, Duration::from_secs(3));

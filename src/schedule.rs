@@ -25,7 +25,13 @@ pub fn parse_cron(cron: &str) -> Result<croner::Cron, String> {
 pub fn validate(schedule: &ScheduleConfig) -> Result<(), (String, String)> {
     parse_cron(&schedule.cron).map_err(|m| ("cron".to_owned(), m))?;
     schedule.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
-        ("timezone".to_owned(), format!("`{}` is not an IANA time zone: expected e.g. \"Asia/Seoul\"", schedule.timezone))
+        (
+            "timezone".to_owned(),
+            format!(
+                "`{}` is not an IANA time zone: expected e.g. \"Asia/Seoul\"",
+                schedule.timezone
+            ),
+        )
     })?;
     Ok(())
 }

@@ -61,15 +61,69 @@ pub struct StatusEntry {
 
 /// Shipped defaults. Codes other than DELIVERYCOMPLETED are assumed.
 const DEFAULTS: &[(&str, &str, &str, Category, bool)] = &[
-    ("INVOICE_CARGO_STATUS_READY", "배송준비중", "Preparing", Category::Pending, false),
-    ("INVOICE_CARGO_STATUS_PICKEDUP", "집화완료", "Picked up", Category::InTransit, false),
-    ("INVOICE_CARGO_STATUS_INTRANSIT", "배송중", "In transit", Category::InTransit, false),
-    ("INVOICE_CARGO_STATUS_ARRIVED", "지점 도착", "At local branch", Category::InTransit, false),
-    ("INVOICE_CARGO_STATUS_OUTFORDELIVERY", "배송출발", "Out for delivery", Category::OutForDelivery, false),
-    ("INVOICE_CARGO_STATUS_DELIVERYCOMPLETED", "배송완료", "Delivered", Category::Delivered, true),
-    ("INVOICE_CARGO_STATUS_ATTEMPTFAIL", "배달 실패", "Delivery attempt failed", Category::Exception, false),
-    ("INVOICE_CARGO_STATUS_EXCEPTION", "배송 이상", "Exception", Category::Exception, false),
-    ("INVOICE_CARGO_STATUS_RETURNED", "반송", "Returned to sender", Category::Returned, true),
+    (
+        "INVOICE_CARGO_STATUS_READY",
+        "배송준비중",
+        "Preparing",
+        Category::Pending,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_PICKEDUP",
+        "집화완료",
+        "Picked up",
+        Category::InTransit,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_INTRANSIT",
+        "배송중",
+        "In transit",
+        Category::InTransit,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_ARRIVED",
+        "지점 도착",
+        "At local branch",
+        Category::InTransit,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_OUTFORDELIVERY",
+        "배송출발",
+        "Out for delivery",
+        Category::OutForDelivery,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED",
+        "배송완료",
+        "Delivered",
+        Category::Delivered,
+        true,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_ATTEMPTFAIL",
+        "배달 실패",
+        "Delivery attempt failed",
+        Category::Exception,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_EXCEPTION",
+        "배송 이상",
+        "Exception",
+        Category::Exception,
+        false,
+    ),
+    (
+        "INVOICE_CARGO_STATUS_RETURNED",
+        "반송",
+        "Returned to sender",
+        Category::Returned,
+        true,
+    ),
 ];
 
 /// The label shown while the courier has not reported anything yet.
@@ -93,34 +147,64 @@ impl StatusTable {
         let mut entries: HashMap<String, StatusEntry> = DEFAULTS
             .iter()
             .map(|&(code, label, en, category, is_final)| {
-                let entry = StatusEntry { code: code.into(), label: label.into(), label_en: Some(en.into()), category, is_final };
+                let entry = StatusEntry {
+                    code: code.into(),
+                    label: label.into(),
+                    label_en: Some(en.into()),
+                    category,
+                    is_final,
+                };
                 (code.to_owned(), entry)
             })
             .collect();
         for e in overrides {
             entries.insert(e.code.clone(), e.clone());
         }
-        StatusTable { entries, warned: Mutex::new(HashSet::new()) }
+        StatusTable {
+            entries,
+            warned: Mutex::new(HashSet::new()),
+        }
     }
 
     /// What `code` means; `None` is "no status from the courier yet".
     pub fn lookup(&self, code: Option<&str>) -> StatusInfo {
         let Some(code) = code else {
-            return StatusInfo { label: NO_STATUS_LABEL.into(), category: Category::Pending.as_str().into(), is_final: false };
+            return StatusInfo {
+                label: NO_STATUS_LABEL.into(),
+                category: Category::Pending.as_str().into(),
+                is_final: false,
+            };
         };
         match self.entries.get(code) {
-            Some(e) => StatusInfo { label: e.label.clone(), category: e.category.as_str().into(), is_final: e.is_final },
+            Some(e) => StatusInfo {
+                label: e.label.clone(),
+                category: e.category.as_str().into(),
+                is_final: e.is_final,
+            },
             None => {
-                if self.warned.lock().map(|mut w| w.insert(code.to_owned())).unwrap_or(false) {
-                    tracing::warn!(code, "unknown cargo status code: shown as is; add it to [[statuses]] in the config to label it");
+                if self
+                    .warned
+                    .lock()
+                    .map(|mut w| w.insert(code.to_owned()))
+                    .unwrap_or(false)
+                {
+                    tracing::warn!(
+                        code,
+                        "unknown cargo status code: shown as is; add it to [[statuses]] in the config to label it"
+                    );
                 }
-                StatusInfo { label: code.to_owned(), category: Category::Unknown.as_str().into(), is_final: false }
+                StatusInfo {
+                    label: code.to_owned(),
+                    category: Category::Unknown.as_str().into(),
+                    is_final: false,
+                }
             }
         }
     }
 
     pub fn is_final(&self, code: Option<&str>) -> bool {
-        code.and_then(|c| self.entries.get(c)).is_some_and(|e| e.is_final)
+        code.and_then(|c| self.entries.get(c))
+            .is_some_and(|e| e.is_final)
     }
 }
 
@@ -138,10 +222,20 @@ mod tests {
             is_final: true,
         }]);
         let delivered = t.lookup(Some("INVOICE_CARGO_STATUS_DELIVERYCOMPLETED"));
-        assert_eq!((delivered.label.as_str(), delivered.category.as_str(), delivered.is_final), ("배송완료", "delivered", true));
+        assert_eq!(
+            (
+                delivered.label.as_str(),
+                delivered.category.as_str(),
+                delivered.is_final
+            ),
+            ("배송완료", "delivered", true)
+        );
         assert!(t.is_final(Some("INVOICE_CARGO_STATUS_LOST")));
         let unknown = t.lookup(Some("INVOICE_CARGO_STATUS_MARS"));
-        assert_eq!((unknown.label.as_str(), unknown.category.as_str()), ("INVOICE_CARGO_STATUS_MARS", "unknown"));
+        assert_eq!(
+            (unknown.label.as_str(), unknown.category.as_str()),
+            ("INVOICE_CARGO_STATUS_MARS", "unknown")
+        );
         assert_eq!(t.lookup(None).label, NO_STATUS_LABEL);
         assert!(!t.is_final(None));
     }

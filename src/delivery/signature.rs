@@ -30,7 +30,9 @@ impl SigningKey {
     /// Parses `whsec_<base64>`. The error never quotes the secret.
     pub fn parse(secret: &str) -> Result<SigningKey, SecretError> {
         let encoded = secret.strip_prefix("whsec_").ok_or(SecretError::NoPrefix)?;
-        let key = STANDARD.decode(encoded.trim()).map_err(|_| SecretError::NotBase64)?;
+        let key = STANDARD
+            .decode(encoded.trim())
+            .map_err(|_| SecretError::NotBase64)?;
         if key.len() < 24 {
             return Err(SecretError::TooShort);
         }
@@ -39,7 +41,8 @@ impl SigningKey {
 
     /// The `webhook-signature` header value for one delivery attempt.
     pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
         mac.update(id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -57,7 +60,11 @@ mod tests {
     fn reproduces_the_standard_webhooks_test_vector() {
         let key = SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         assert_eq!(
-            key.sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+            key.sign(
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
     }
@@ -73,9 +80,24 @@ mod tests {
 
     #[test]
     fn rejects_malformed_secrets_without_quoting_them() {
-        assert_eq!(SigningKey::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err(), SecretError::NoPrefix);
-        assert_eq!(SigningKey::parse("whsec_!!!").unwrap_err(), SecretError::NotBase64);
-        assert_eq!(SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(), SecretError::TooShort);
-        assert!(!format!("{:?}", SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()).contains("MfKQ"));
+        assert_eq!(
+            SigningKey::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap_err(),
+            SecretError::NoPrefix
+        );
+        assert_eq!(
+            SigningKey::parse("whsec_!!!").unwrap_err(),
+            SecretError::NotBase64
+        );
+        assert_eq!(
+            SigningKey::parse("whsec_c2hvcnQ=").unwrap_err(),
+            SecretError::TooShort
+        );
+        assert!(
+            !format!(
+                "{:?}",
+                SigningKey::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+            )
+            .contains("MfKQ")
+        );
     }
 }

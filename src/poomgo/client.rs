@@ -31,9 +31,17 @@ pub enum PoomgoError {
     #[error("page {page}: the Poomgo API rejected the key (HTTP {status}); check `poomgo.api_key`")]
     KeyRejected { page: u32, status: u16 },
     #[error("page {page}: the Poomgo API refused the request (HTTP {status}){detail}")]
-    Refused { page: u32, status: u16, detail: String },
+    Refused {
+        page: u32,
+        status: u16,
+        detail: String,
+    },
     #[error("page {page}: gave up after {attempts} attempts; the last one failed with {last}")]
-    GaveUp { page: u32, attempts: u32, last: String },
+    GaveUp {
+        page: u32,
+        attempts: u32,
+        last: String,
+    },
     #[error("page {page}: {reason}")]
     Malformed { page: u32, reason: ShapeError },
 }
@@ -73,7 +81,10 @@ impl fmt::Debug for PoomgoClient {
 /// The outcome of one attempt that did not return a page.
 enum Failure {
     Fatal(PoomgoError),
-    Transient { reason: String, retry_after: Option<Duration> },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
 }
 
 impl PoomgoClient {
@@ -89,7 +100,11 @@ impl PoomgoClient {
                 http,
                 endpoint,
                 api_key: config.api_key.clone(),
-                retry: RetryPolicy::exponential(config.max_attempts, config.retry_base, config.retry_max),
+                retry: RetryPolicy::exponential(
+                    config.max_attempts,
+                    config.retry_base,
+                    config.retry_max,
+                ),
                 page_size: config.page_size.clamp(1, super::MAX_PAGE_SIZE),
                 concurrency: config.concurrency.max(1),
             }),
@@ -106,7 +121,8 @@ impl PoomgoClient {
 
     /// Fetches page `page` (1-based) of `query`, retrying transient failures.
     pub async fn fetch_page(&self, query: &Query, page: u32) -> Result<OrdersPage, PoomgoError> {
-        self.fetch_page_sized(query, page, self.inner.page_size).await
+        self.fetch_page_sized(query, page, self.inner.page_size)
+            .await
     }
 
     /// As [`fetch_page`](Self::fetch_page) with an explicit page size (`check --online` asks for 1).
@@ -116,7 +132,11 @@ impl PoomgoClient {
         page: u32,
         page_size: u32,
     ) -> Result<OrdersPage, PoomgoError> {
-        let request = OrdersRequest { page, page_size: page_size.clamp(1, super::MAX_PAGE_SIZE), query };
+        let request = OrdersRequest {
+            page,
+            page_size: page_size.clamp(1, super::MAX_PAGE_SIZE),
+            query,
+        };
         let body = serde_json::to_vec(&request).expect("a request always serializes");
         let mut attempt = 0;
         loop {
@@ -124,7 +144,10 @@ impl PoomgoClient {
             match self.attempt(page, &body).await {
                 Ok(p) => return Ok(p),
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Transient { reason, retry_after }) => {
+                Err(Failure::Transient {
+                    reason,
+                    retry_after,
+                }) => {
                     if retry_after.is_some() || reason.starts_with("HTTP 429") {
                         crate::metrics::upstream_throttled();
                     }
@@ -134,7 +157,13 @@ impl PoomgoClient {
                             tracing::warn!(page, attempt, wait_ms = wait.as_millis() as u64, %reason, "Poomgo page failed; retrying");
                             tokio::time::sleep(wait).await;
                         }
-                        None => return Err(PoomgoError::GaveUp { page, attempts: attempt, last: reason }),
+                        None => {
+                            return Err(PoomgoError::GaveUp {
+                                page,
+                                attempts: attempt,
+                                last: reason,
+                            });
+                        }
                     }
                 }
             }
@@ -142,13 +171,15 @@ impl PoomgoClient {
     }
 
     async fn attempt(&self, page: u32, body: &[u8]) -> Result<OrdersPage, Failure> {
-        let mut key = header::HeaderValue::from_str(self.inner.api_key.expose_secret()).map_err(|_| {
-            Failure::Fatal(PoomgoError::Refused {
-                page,
-                status: 0,
-                detail: ": `poomgo.api_key` holds characters an HTTP header cannot carry".into(),
-            })
-        })?;
+        let mut key =
+            header::HeaderValue::from_str(self.inner.api_key.expose_secret()).map_err(|_| {
+                Failure::Fatal(PoomgoError::Refused {
+                    page,
+                    status: 0,
+                    detail: ": `poomgo.api_key` holds characters an HTTP header cannot carry"
+                        .into(),
+                })
+            })?;
         key.set_sensitive(true);
         let response = self
             .inner
@@ -160,36 +191,53 @@ impl PoomgoClient {
             .body(body.to_vec())
             .send()
             .await
-            .map_err(|e| Failure::Transient { reason: describe(e), retry_after: None })?;
+            .map_err(|e| Failure::Transient {
+                reason: describe(e),
+                retry_after: None,
+            })?;
         let status = response.status();
         if status.is_success() {
             let bytes = response.bytes().await.map_err(|e| Failure::Transient {
                 reason: format!("the body was cut off ({})", describe(e)),
                 retry_after: None,
             })?;
-            return parse_page(&bytes).map_err(|reason| Failure::Fatal(PoomgoError::Malformed { page, reason }));
+            return parse_page(&bytes)
+                .map_err(|reason| Failure::Fatal(PoomgoError::Malformed { page, reason }));
         }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-            return Err(Failure::Fatal(PoomgoError::KeyRejected { page, status: status.as_u16() }));
+            return Err(Failure::Fatal(PoomgoError::KeyRejected {
+                page,
+                status: status.as_u16(),
+            }));
         }
         let retry_after = response
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT || status.is_server_error() {
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::REQUEST_TIMEOUT
+            || status.is_server_error()
+        {
             let reason = match retry_after {
                 Some(d) => format!("HTTP {} (Retry-After {}s)", status.as_u16(), d.as_secs()),
                 None => format!("HTTP {}", status.as_u16()),
             };
-            return Err(Failure::Transient { reason, retry_after });
+            return Err(Failure::Transient {
+                reason,
+                retry_after,
+            });
         }
         let text = response.text().await.unwrap_or_default();
         let detail = snippet(&text, self.inner.api_key.expose_secret());
         Err(Failure::Fatal(PoomgoError::Refused {
             page,
             status: status.as_u16(),
-            detail: if detail.is_empty() { String::new() } else { format!(": {detail}") },
+            detail: if detail.is_empty() {
+                String::new()
+            } else {
+                format!(": {detail}")
+            },
         }))
     }
 }
@@ -220,14 +268,22 @@ pub fn describe(error: reqwest::Error) -> String {
         source = s.source();
     }
     causes.dedup();
-    if causes.is_empty() { kind.to_owned() } else { format!("{kind}: {}", causes.join(": ")) }
+    if causes.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {}", causes.join(": "))
+    }
 }
 
 /// At most 200 characters of an error body, on one line, with `secret` masked
 /// in case the server echoes it back.
 pub fn snippet(text: &str, secret: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let masked = if secret.len() >= 4 { one_line.replace(secret, "<redacted>") } else { one_line };
+    let masked = if secret.len() >= 4 {
+        one_line.replace(secret, "<redacted>")
+    } else {
+        one_line
+    };
     match masked.char_indices().nth(200) {
         Some((i, _)) => format!("{}…", &masked[..i]),
         None => masked,

@@ -7,7 +7,8 @@ mod scan;
 
 pub use client::{ORDERS_PATH, PoomgoClient, PoomgoError, describe, parse_retry_after, snippet};
 pub use model::{
-    Invoice, InvoiceId, MAX_PAGE_SIZE, OrdersPage, OrdersRequest, Person, Query, Row, ShapeError, parse_page,
+    Invoice, InvoiceId, MAX_PAGE_SIZE, OrdersPage, OrdersRequest, Person, Query, Row, ShapeError,
+    parse_page,
 };
 pub use scan::{Scan, ScanPage, ScanStats};
 
@@ -29,7 +30,11 @@ pub fn kst_day(now: DateTime<Utc>) -> NaiveDate {
 pub fn poll_window(now: DateTime<Utc>, lookback_days: u32) -> Query {
     let today = kst_day(now);
     Query {
-        created_at_from: Some(today.checked_sub_days(Days::new(lookback_days.into())).unwrap_or(today)),
+        created_at_from: Some(
+            today
+                .checked_sub_days(Days::new(lookback_days.into()))
+                .unwrap_or(today),
+        ),
         created_at_to: Some(today),
         ..Query::default()
     }

@@ -239,7 +239,11 @@ pub fn parse_page(body: &[u8]) -> Result<OrdersPage, ShapeError> {
             return ShapeError::NotJson(inner.to_string());
         }
         let reason = strip_position(&inner.to_string());
-        let parent = if path == "." { String::new() } else { format!("{path}.") };
+        let parent = if path == "." {
+            String::new()
+        } else {
+            format!("{path}.")
+        };
         ShapeError::Invalid(match missing_field(&reason) {
             Some(field) => format!("`{parent}{field}` is missing"),
             None if path == "." => reason,
@@ -260,5 +264,182 @@ fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_owned(),
         None => msg.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(body: &str) -> OrdersPage {
+        parse_page(body.as_bytes()).unwrap_or_else(|e| panic!("{e}: {body}"))
+    }
+
+    fn err(body: &str) -> String {
+        parse_page(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn vendor_example_parses() {
+        let p = parse_page(include_bytes!(
+            "../../tests/fixtures/orders-response-example.json"
+        ))
+        .unwrap();
+        assert_eq!(p.total, 2);
+        assert_eq!(p.rows.len(), 2);
+        let row = &p.rows[0];
+        assert_eq!(row.id, 1234567);
+        assert_eq!(row.order_code.as_deref(), Some("20201208_000001"));
+        assert_eq!(row.channel_name.as_deref(), Some("스마트스토어"));
+        assert_eq!(row.created_at.as_deref(), Some("2020-12-07T22:51:19.198Z"));
+        assert_eq!(
+            row.invoices,
+            vec![Invoice {
+                invoice_id: InvoiceId("456000".into()),
+                invoice_code: Some("380424004285".into()),
+                is_printed: Some(true),
+                is_closed: Some(true),
+                cargo_status_code_key: Some("INVOICE_CARGO_STATUS_DELIVERYCOMPLETED".into()),
+                logistics_partner_name: Some("CJ대한통운".into()),
+            }]
+        );
+        assert_eq!(
+            row.receiver_data.as_ref().unwrap().mobile.as_deref(),
+            Some("010-1234-5678")
+        );
+        let unpacked = &p.rows[1];
+        assert!(unpacked.invoices.is_empty() && unpacked.canceled_invoices.is_empty());
+        assert_eq!(unpacked.subsidiary_code, None);
+        assert_eq!(
+            unpacked.deal_name.as_deref(),
+            Some("무선 키보드 \"K10\" <블랙>")
+        );
+        assert_eq!(unpacked.customer_data.as_ref().unwrap().phone, None);
+    }
+
+    #[test]
+    fn total_as_string_or_number() {
+        assert_eq!(page(r#"{"total":"1234","rows":[]}"#).total, 1234);
+        assert_eq!(page(r#"{"total":1234,"rows":[]}"#).total, 1234);
+        assert_eq!(page(r#"{"total":" 7 ","rows":[]}"#).total, 7);
+        assert!(err(r#"{"total":"many","rows":[]}"#).contains("`total`"));
+        assert_eq!(err(r#"{"rows":[]}"#), "`total` is missing");
+    }
+
+    #[test]
+    fn invoice_id_as_string_or_number() {
+        let p = page(
+            r#"{"total":"1","rows":[{"id":1,"invoices":[{"invoiceId":456000},{"invoiceId":"456001"}],
+            "canceledInvoices":[{"invoiceId":" 9 "}]}]}"#,
+        );
+        let ids: Vec<_> = p.rows[0]
+            .invoices
+            .iter()
+            .map(|i| i.invoice_id.as_str())
+            .collect();
+        assert_eq!(ids, ["456000", "456001"]);
+        assert_eq!(p.rows[0].canceled_invoices[0].invoice_id.as_str(), "9");
+        assert!(
+            err(r#"{"total":"1","rows":[{"id":1,"invoices":[{"invoiceId":""}]}]}"#)
+                .contains("empty")
+        );
+        assert!(
+            err(r#"{"total":"1","rows":[{"id":1,"invoices":[{"invoiceId":-3}]}]}"#)
+                .contains("rows[0].invoices[0].invoiceId")
+        );
+        assert!(
+            err(r#"{"total":"1","rows":[{"id":1,"invoices":[{"invoiceCode":"1"}]}]}"#)
+                .contains("`rows[0].invoices[0].invoiceId` is missing")
+        );
+    }
+
+    #[test]
+    fn null_or_absent_invoice_lists_are_empty() {
+        let p = page(
+            r#"{"total":"3","rows":[{"id":1,"invoices":null,"canceledInvoices":null},{"id":2},{"id":3,"invoices":[]}]}"#,
+        );
+        assert!(
+            p.rows
+                .iter()
+                .all(|r| r.invoices.is_empty() && r.canceled_invoices.is_empty())
+        );
+    }
+
+    #[test]
+    fn null_status_absent_optionals_and_unknown_fields() {
+        let p = page(
+            r#"{"total":"1","extra":{"x":1},"rows":[{"id":"42","brandNew":[1,2],"channelName":null,
+            "invoices":[{"invoiceId":1,"cargoStatusCodeKey":null,"someday":"x"}]}]}"#,
+        );
+        let row = &p.rows[0];
+        assert_eq!(row.id, 42);
+        assert_eq!(row.channel_name, None);
+        let inv = &row.invoices[0];
+        assert_eq!(inv.cargo_status_code_key, None);
+        assert_eq!(
+            (inv.is_printed, inv.is_closed, inv.invoice_code.as_deref()),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn shape_errors_name_the_path() {
+        assert_eq!(err(r#"{"total":"0"}"#), "`rows` is missing");
+        assert!(err(r#"{"total":"0","rows":null}"#).starts_with("`rows`: invalid type: null"));
+        assert!(
+            err(
+                r#"{"total":"1","rows":[{"id":1,"invoices":[{"invoiceId":1,"isPrinted":"yes"}]}]}"#
+            )
+            .starts_with("`rows[0].invoices[0].isPrinted`: invalid type")
+        );
+        assert!(err("<html>502</html>").starts_with("the body is not JSON"));
+        assert!(err(r#"{"total":"1","rows":[{"id":1"#).starts_with("the body is not JSON"));
+        assert!(err(r#"[1,2]"#).contains("invalid type"));
+    }
+
+    #[test]
+    fn personal_data_is_redacted_in_debug() {
+        let p = parse_page(include_bytes!(
+            "../../tests/fixtures/orders-response-example.json"
+        ))
+        .unwrap();
+        let debug = format!("{:?}", p);
+        for secret in ["홍길동", "010-1234-5678", "테헤란로", "06236"] {
+            assert!(!debug.contains(secret), "{secret} leaked into Debug");
+        }
+        assert!(debug.contains("456000"));
+    }
+
+    #[test]
+    fn request_body_is_always_an_object_with_set_fields_only() {
+        let q = Query {
+            created_at_from: NaiveDate::from_ymd_opt(2020, 12, 7),
+            created_at_to: NaiveDate::from_ymd_opt(2020, 12, 9),
+            ..Query::default()
+        };
+        let body = serde_json::to_string(&OrdersRequest {
+            page: 1,
+            page_size: 10,
+            query: &q,
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"{"page":1,"pageSize":10,"createdAtFrom":"2020-12-07","createdAtTo":"2020-12-09"}"#
+        );
+        let q = Query {
+            order_code: Some("20201208_000001".into()),
+            ..Query::default()
+        };
+        let body = serde_json::to_string(&OrdersRequest {
+            page: 2,
+            page_size: 500,
+            query: &q,
+        })
+        .unwrap();
+        assert_eq!(
+            body,
+            r#"{"page":2,"pageSize":500,"orderCode":"20201208_000001"}"#
+        );
     }
 }

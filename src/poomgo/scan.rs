@@ -111,13 +111,18 @@ impl Scan {
     fn refill(&mut self) {
         while self.in_flight.len() < self.client.concurrency() && self.next_page <= self.last_page {
             let (client, query, number) = (self.client.clone(), self.query.clone(), self.next_page);
-            self.in_flight
-                .push_back(Box::pin(async move { (number, client.fetch_page(&query, number).await) }));
+            self.in_flight.push_back(Box::pin(async move {
+                (number, client.fetch_page(&query, number).await)
+            }));
             self.next_page += 1;
         }
     }
 
-    fn accept(&mut self, number: u32, result: Result<OrdersPage, PoomgoError>) -> Result<ScanPage, PoomgoError> {
+    fn accept(
+        &mut self,
+        number: u32,
+        result: Result<OrdersPage, PoomgoError>,
+    ) -> Result<ScanPage, PoomgoError> {
         let page = match result {
             Ok(page) => page,
             Err(e) => {
@@ -128,7 +133,10 @@ impl Scan {
         };
         self.stats.pages += 1;
         self.stats.total = self.stats.total.max(page.total);
-        let pages = page.total.div_ceil(u64::from(self.client.page_size())).max(1);
+        let pages = page
+            .total
+            .div_ceil(u64::from(self.client.page_size()))
+            .max(1);
         self.last_page = self.last_page.max(u32::try_from(pages).unwrap_or(u32::MAX));
         if number == 1 {
             self.next_page = 2;
@@ -146,7 +154,8 @@ impl Scan {
         let new_row = self.seen_rows.insert(row.id);
         let had_invoices = !row.invoices.is_empty() || !row.canceled_invoices.is_empty();
         let seen = &mut self.seen_invoices;
-        row.canceled_invoices.retain(|i| seen.insert(i.invoice_id.clone()));
+        row.canceled_invoices
+            .retain(|i| seen.insert(i.invoice_id.clone()));
         row.invoices.retain(|i| seen.insert(i.invoice_id.clone()));
         let kept = row.invoices.len() + row.canceled_invoices.len();
         self.stats.invoices += kept as u64;

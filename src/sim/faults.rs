@@ -47,7 +47,11 @@ pub enum Fault {
 impl FaultRule {
     /// Parses `KIND[:ARG][@PAGE][xTIMES]`.
     pub fn parse(spec: &str) -> Result<FaultRule, String> {
-        let bad = |why: &str| format!("fault `{spec}`: {why}; expected KIND[:ARG][@PAGE][xTIMES], e.g. `500@3x2`, `429:2@1`, `slow:1500ms`, `notjson@4`, `truncated`");
+        let bad = |why: &str| {
+            format!(
+                "fault `{spec}`: {why}; expected KIND[:ARG][@PAGE][xTIMES], e.g. `500@3x2`, `429:2@1`, `slow:1500ms`, `notjson@4`, `truncated`"
+            )
+        };
         let (rest, times) = match spec.rsplit_once('x') {
             Some((rest, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
                 (rest, Some(n.parse().map_err(|_| bad("bad count"))?))
@@ -56,7 +60,13 @@ impl FaultRule {
         };
         let (rest, page) = match rest.split_once('@') {
             Some((rest, "*")) => (rest, None),
-            Some((rest, p)) => (rest, Some(p.parse::<u32>().map_err(|_| bad("the page is not a number"))?)),
+            Some((rest, p)) => (
+                rest,
+                Some(
+                    p.parse::<u32>()
+                        .map_err(|_| bad("the page is not a number"))?,
+                ),
+            ),
             None => (rest, None),
         };
         let (kind, arg) = match rest.split_once(':') {
@@ -74,7 +84,11 @@ impl FaultRule {
             ("notjson", None) => Fault::NotJson,
             ("truncated", None) => Fault::Truncated,
             ("429", arg) => Fault::TooManyRequests {
-                retry_after_secs: arg.map(str::parse).transpose().map_err(|_| bad("Retry-After must be seconds"))?.unwrap_or(1),
+                retry_after_secs: arg
+                    .map(str::parse)
+                    .transpose()
+                    .map_err(|_| bad("Retry-After must be seconds"))?
+                    .unwrap_or(1),
             },
             (code, None) => match code.parse::<u16>() {
                 Ok(status) if (400..600).contains(&status) => Fault::Status { status },
@@ -121,14 +135,33 @@ mod tests {
     #[test]
     fn parses_every_documented_spec() {
         let r = FaultRule::parse("500@3x2").unwrap();
-        assert_eq!(r, FaultRule { page: Some(3), fault: Fault::Status { status: 500 }, times: Some(2) });
+        assert_eq!(
+            r,
+            FaultRule {
+                page: Some(3),
+                fault: Fault::Status { status: 500 },
+                times: Some(2)
+            }
+        );
         let r = FaultRule::parse("429:2@1").unwrap();
-        assert_eq!(r.fault, Fault::TooManyRequests { retry_after_secs: 2 });
+        assert_eq!(
+            r.fault,
+            Fault::TooManyRequests {
+                retry_after_secs: 2
+            }
+        );
         assert_eq!(r.page, Some(1));
-        assert_eq!(FaultRule::parse("slow:1500ms").unwrap().fault, Fault::Slow { millis: 1500 });
+        assert_eq!(
+            FaultRule::parse("slow:1500ms").unwrap().fault,
+            Fault::Slow { millis: 1500 }
+        );
         assert_eq!(FaultRule::parse("notjson@4").unwrap().fault, Fault::NotJson);
         assert_eq!(FaultRule::parse("truncated@2x1").unwrap().times, Some(1));
-        assert!(FaultRule::parse("explode").unwrap_err().contains("unknown kind"));
+        assert!(
+            FaultRule::parse("explode")
+                .unwrap_err()
+                .contains("unknown kind")
+        );
         assert!(FaultRule::parse("500@three").is_err());
     }
 

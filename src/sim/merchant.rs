@@ -31,18 +31,51 @@ pub const STATUS_DELIVERED: &str = "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED";
 pub const STATUS_ATTEMPTFAIL: &str = "INVOICE_CARGO_STATUS_ATTEMPTFAIL";
 pub const STATUS_RETURNED: &str = "INVOICE_CARGO_STATUS_RETURNED";
 
-const CHANNELS: &[&str] = &["스마트스토어", "쿠팡", "11번가", "G마켓", "옥션", "카카오톡스토어", "자사몰"];
-const COURIERS: &[&str] = &["CJ대한통운", "한진택배", "롯데택배", "우체국택배", "로젠택배"];
-const SURNAMES: &[&str] = &["김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오", "서", "신", "권"];
-const GIVEN: &[&str] = &["민준", "서연", "도윤", "지우", "하준", "서윤", "예준", "하은", "지호", "수아", "현우", "지민", "은서", "건우", "유진"];
+const CHANNELS: &[&str] = &[
+    "스마트스토어",
+    "쿠팡",
+    "11번가",
+    "G마켓",
+    "옥션",
+    "카카오톡스토어",
+    "자사몰",
+];
+const COURIERS: &[&str] = &[
+    "CJ대한통운",
+    "한진택배",
+    "롯데택배",
+    "우체국택배",
+    "로젠택배",
+];
+const SURNAMES: &[&str] = &[
+    "김", "이", "박", "최", "정", "강", "조", "윤", "장", "임", "한", "오", "서", "신", "권",
+];
+const GIVEN: &[&str] = &[
+    "민준", "서연", "도윤", "지우", "하준", "서윤", "예준", "하은", "지호", "수아", "현우", "지민",
+    "은서", "건우", "유진",
+];
 const CITIES: &[(&str, &[&str])] = &[
-    ("서울특별시", &["강남구", "마포구", "송파구", "성동구", "관악구"]),
+    (
+        "서울특별시",
+        &["강남구", "마포구", "송파구", "성동구", "관악구"],
+    ),
     ("부산광역시", &["해운대구", "수영구", "부산진구"]),
-    ("경기도", &["성남시 분당구", "수원시 영통구", "고양시 일산동구"]),
+    (
+        "경기도",
+        &["성남시 분당구", "수원시 영통구", "고양시 일산동구"],
+    ),
     ("대구광역시", &["수성구", "달서구"]),
     ("인천광역시", &["연수구", "남동구"]),
 ];
-const ROADS: &[&str] = &["테헤란로", "월드컵북로", "올림픽로", "센텀중앙로", "판교역로", "중앙대로", "경수대로"];
+const ROADS: &[&str] = &[
+    "테헤란로",
+    "월드컵북로",
+    "올림픽로",
+    "센텀중앙로",
+    "판교역로",
+    "중앙대로",
+    "경수대로",
+];
 const DEALS: &[(&str, &[&str])] = &[
     ("유기농 현미 5kg", &["5kg / 1개", "5kg / 2개"]),
     ("무선 키보드 \"K10\" <블랙>", &["블랙", "화이트"]),
@@ -120,7 +153,11 @@ pub struct AdvanceOptions {
 
 impl Default for AdvanceOptions {
     fn default() -> Self {
-        AdvanceOptions { steps: 1, fraction: 0.25, new_orders: 3 }
+        AdvanceOptions {
+            steps: 1,
+            fraction: 0.25,
+            new_orders: 3,
+        }
     }
 }
 
@@ -157,8 +194,9 @@ impl Merchant {
         for age in offsets {
             let created = now - ChronoDuration::seconds(age);
             let mut order = m.new_order(created);
-            // About one stage per eight hours of age, give or take.
-            let stages = (age / (8 * 3600)) as u32 + m.rng.u32(0..3);
+            // About one stage per six hours of age, give or take: the newest
+            // orders are not packed yet, the oldest are delivered.
+            let stages = (age / (6 * 3600)) as u32 + m.rng.u32(0..2);
             for _ in 0..stages {
                 m.step_order(&mut order, created + ChronoDuration::seconds(age / 2), 1.0);
             }
@@ -256,7 +294,14 @@ impl Merchant {
         let day = kst_day(created).format("%Y%m%d");
         let (deal, options) = DEALS[self.rng.usize(..DEALS.len())];
         let receiver = self.person(true);
-        let customer = if self.rng.u32(0..100) < 70 { Person { postcode: None, ..receiver.clone() } } else { self.person(false) };
+        let customer = if self.rng.u32(0..100) < 70 {
+            Person {
+                postcode: None,
+                ..receiver.clone()
+            }
+        } else {
+            self.person(false)
+        };
         SimOrder {
             id,
             channel: CHANNELS[self.rng.usize(..CHANNELS.len())],
@@ -281,7 +326,10 @@ impl Merchant {
         self.next_invoice_id += 1;
         SimInvoice {
             id,
-            code: format!("{:012}", 380_000_000_000u64 + self.rng.u64(0..9_999_999_999)),
+            code: format!(
+                "{:012}",
+                380_000_000_000u64 + self.rng.u64(0..9_999_999_999)
+            ),
             partner: COURIERS[self.rng.usize(..COURIERS.len())],
             printed: false,
             closed: false,
@@ -293,7 +341,11 @@ impl Merchant {
     }
 
     fn person(&mut self, with_postcode: bool) -> Person {
-        let name = format!("{}{}", SURNAMES[self.rng.usize(..SURNAMES.len())], GIVEN[self.rng.usize(..GIVEN.len())]);
+        let name = format!(
+            "{}{}",
+            SURNAMES[self.rng.usize(..SURNAMES.len())],
+            GIVEN[self.rng.usize(..GIVEN.len())]
+        );
         let (city, districts) = CITIES[self.rng.usize(..CITIES.len())];
         let address = format!(
             "{city} {} {} {}, {}층",
@@ -302,10 +354,22 @@ impl Merchant {
             self.rng.u32(1..400),
             self.rng.u32(1..20)
         );
-        let mobile = format!("010-{:04}-{:04}", self.rng.u32(0..10_000), self.rng.u32(0..10_000));
+        let mobile = format!(
+            "010-{:04}-{:04}",
+            self.rng.u32(0..10_000),
+            self.rng.u32(0..10_000)
+        );
         Person {
             name: Some(name),
-            phone: if self.rng.bool() { Some(format!("02-{:04}-{:04}", self.rng.u32(0..10_000), self.rng.u32(0..10_000))) } else { None },
+            phone: if self.rng.bool() {
+                Some(format!(
+                    "02-{:04}-{:04}",
+                    self.rng.u32(0..10_000),
+                    self.rng.u32(0..10_000)
+                ))
+            } else {
+                None
+            },
             mobile: Some(mobile),
             address: Some(address),
             postcode: with_postcode.then(|| format!("{:05}", self.rng.u32(1000..63_000))),
@@ -343,7 +407,12 @@ fn any_in_days(
     if from.is_none() && to.is_none() {
         return true;
     }
-    order.invoices.iter().chain(&order.canceled).filter_map(at).any(|t| in_days(t, from, to))
+    order
+        .invoices
+        .iter()
+        .chain(&order.canceled)
+        .filter_map(at)
+        .any(|t| in_days(t, from, to))
 }
 
 fn matches(o: &SimOrder, q: &Query) -> bool {
@@ -352,7 +421,13 @@ fn matches(o: &SimOrder, q: &Query) -> bool {
     {
         return false;
     }
-    (q.created_at_from.is_none() && q.created_at_to.is_none() || in_days(o.created_at, q.created_at_from, q.created_at_to))
-        && any_in_days(o, |i| Some(i.confirm_at), q.confirm_at_from, q.confirm_at_to)
+    (q.created_at_from.is_none() && q.created_at_to.is_none()
+        || in_days(o.created_at, q.created_at_from, q.created_at_to))
+        && any_in_days(
+            o,
+            |i| Some(i.confirm_at),
+            q.confirm_at_from,
+            q.confirm_at_to,
+        )
         && any_in_days(o, |i| i.close_at, q.close_at_from, q.close_at_to)
 }

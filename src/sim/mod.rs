@@ -96,7 +96,8 @@ impl Simulator {
         let stop = Shutdown::new();
         let app = server::router(shared.clone());
         let mut stopped = stop.clone();
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move { stopped.wait().await });
+        let serve =
+            axum::serve(listener, app).with_graceful_shutdown(async move { stopped.wait().await });
         let ticker = options.tick.map(|every| {
             let shared = shared.clone();
             let advance = AdvanceOptions { steps: 1, ..options.advance };
@@ -123,7 +124,12 @@ impl Simulator {
                 tracing::error!(error = %e, "simulator server stopped");
             }
         });
-        Ok(Simulator { addr, shared, stop, task })
+        Ok(Simulator {
+            addr,
+            shared,
+            stop,
+            task,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -141,7 +147,11 @@ impl Simulator {
 
     /// Advances simulated time now.
     pub fn advance(&self, options: AdvanceOptions) -> AdvanceReport {
-        self.shared.merchant.lock().expect("sim lock").advance(options, Utc::now())
+        self.shared
+            .merchant
+            .lock()
+            .expect("sim lock")
+            .advance(options, Utc::now())
     }
 
     pub fn add_fault(&self, rule: FaultRule) {
@@ -154,7 +164,11 @@ impl Simulator {
 
     /// Every invoice of the merchant and whether it is canceled.
     pub fn invoices(&self) -> Vec<(Invoice, bool)> {
-        self.shared.merchant.lock().expect("sim lock").all_invoices()
+        self.shared
+            .merchant
+            .lock()
+            .expect("sim lock")
+            .all_invoices()
     }
 
     /// Runs `f` on the merchant (tests read or adjust the truth with it).
@@ -164,7 +178,9 @@ impl Simulator {
 
     /// Order-page requests served so far (control endpoints not counted).
     pub fn requests(&self) -> u64 {
-        self.shared.requests.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving and waits for the server to finish.

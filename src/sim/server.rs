@@ -11,6 +11,7 @@ use axum::{
     routing::post,
 };
 use chrono::SecondsFormat;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -42,12 +43,20 @@ struct OrdersBody {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "statusCode": status.as_u16(), "message": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "statusCode": status.as_u16(), "message": message })),
+    )
+        .into_response()
 }
 
 async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(shared.api_key.as_str()) {
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(shared.api_key.as_str())
+    {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
     // The vendor's own example sends an empty body: that means all defaults.
@@ -62,7 +71,10 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     let page = request.page.unwrap_or(1);
     let page_size = request.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     if page == 0 || page_size == 0 || page_size > MAX_PAGE_SIZE {
-        return error(StatusCode::BAD_REQUEST, "page must be >= 1 and pageSize 1..=500");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "page must be >= 1 and pageSize 1..=500",
+        );
     }
     let fault = shared.faults.lock().expect("sim lock").take(page);
     if let Some(Fault::Slow { millis }) = fault {
@@ -70,15 +82,22 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
     match fault {
         Some(Fault::Status { status }) => {
-            return error(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), "injected fault");
+            return error(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected fault",
+            );
         }
         Some(Fault::TooManyRequests { retry_after_secs }) => {
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
             return r;
         }
         Some(Fault::NotJson) => {
-            return ([(header::CONTENT_TYPE, "text/html")], "<html><body><h1>502 Bad Gateway</h1></body></html>")
+            return (
+                [(header::CONTENT_TYPE, "text/html")],
+                "<html><body><h1>502 Bad Gateway</h1></body></html>",
+            )
                 .into_response();
         }
         _ => {}
@@ -94,17 +113,32 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             }
             total += 1;
         }
-        serde_json::to_vec(&PageView { total: total.to_string(), rows }).expect("a page serializes")
+        serde_json::to_vec(&PageView {
+            total: total.to_string(),
+            rows,
+        })
+        .expect("a page serializes")
     };
     match fault {
         Some(Fault::Truncated) => {
             let cut = json.len() / 2;
             let head = Bytes::from(json).slice(..cut);
-            let chunks: Vec<Result<Bytes, std::io::Error>> =
-                vec![Ok(head), Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "injected truncation"))];
+            // The headers and half the body go out; then the connection breaks.
+            let chunks = futures_util::stream::iter([Ok(head), Err(())]).then(|chunk| async move {
+                match chunk {
+                    Ok(bytes) => Ok(bytes),
+                    Err(()) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::ConnectionReset,
+                            "injected truncation",
+                        ))
+                    }
+                }
+            });
             (
                 [(header::CONTENT_TYPE, "application/json")],
-                Body::from_stream(futures_util::stream::iter(chunks)),
+                Body::from_stream(chunks),
             )
                 .into_response()
         }
@@ -118,10 +152,19 @@ async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     } else {
         match serde_json::from_slice(&body) {
             Ok(o) => o,
-            Err(e) => return error(StatusCode::BAD_REQUEST, &format!("invalid advance options: {e}")),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid advance options: {e}"),
+                );
+            }
         }
     };
-    let report = shared.merchant.lock().expect("sim lock").advance(options, chrono::Utc::now());
+    let report = shared
+        .merchant
+        .lock()
+        .expect("sim lock")
+        .advance(options, chrono::Utc::now());
     Json(report).into_response()
 }
 
@@ -137,7 +180,11 @@ async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     let merchant = shared.merchant.lock().expect("sim lock");
-    let invoices: usize = merchant.orders.iter().map(|o| o.invoices.len() + o.canceled.len()).sum();
+    let invoices: usize = merchant
+        .orders
+        .iter()
+        .map(|o| o.invoices.len() + o.canceled.len())
+        .sum();
     Json(serde_json::json!({
         "orders": merchant.orders.len(),
         "invoices": invoices,
@@ -212,9 +259,14 @@ impl<'a> RowView<'a> {
             deal_option_name: o.option,
             created_at: o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             order_at: o.order_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            invoices: o.packed.then(|| o.invoices.iter().map(InvoiceView::of).collect()),
+            invoices: o
+                .packed
+                .then(|| o.invoices.iter().map(InvoiceView::of).collect()),
             canceled_invoices: o.canceled.iter().map(InvoiceView::of).collect(),
-            items: [ItemView { resource_name: o.deal, quantity: 1 }],
+            items: [ItemView {
+                resource_name: o.deal,
+                quantity: 1,
+            }],
             original_data: None,
             settlement_price: price.clone(),
             total_payment_amount: (o.price + 2500).to_string(),

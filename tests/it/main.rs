@@ -1,0 +1,5 @@
+//! Integration tests: one binary (compiled once), one module per capability.
+//! Everything talks to loopback only: the simulator, wiremock, test receivers.
+
+mod scan;
+mod support;
