@@ -33,6 +33,7 @@
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod diff;
 pub mod event;
 pub mod metrics;
 pub mod poomgo;
