@@ -42,6 +42,7 @@ pub mod schedule;
 pub mod shutdown;
 pub mod sim;
 pub mod status;
+pub mod store;
 
 use std::time::Duration;
 
