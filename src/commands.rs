@@ -63,3 +63,40 @@ pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `poomgo-notifier poll`: one poll, commit, deliver, exit.
+pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyhow::Result<()> {
+    let app = crate::poll::App::load(config_path)?;
+    let report = crate::poll::poll(&app, options, chrono::Utc::now()).await?;
+    let delivery = crate::poll::deliver_all(&app).await?;
+    println!("{}", summary(&report, &delivery));
+    if let Some(e) = report.scan_error {
+        anyhow::bail!(e);
+    }
+    if !delivery.failures.is_empty() {
+        let each: Vec<String> = delivery
+            .failures
+            .iter()
+            .map(|(t, r)| format!("target `{t}`: {r}"))
+            .collect();
+        anyhow::bail!("delivery failed: {}", each.join("; "));
+    }
+    Ok(())
+}
+
+/// The one-line summary of a poll.
+pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::DeliveryReport) -> String {
+    format!(
+        "poll: {} pages, {} invoices seen, {} events{}, {} delivered, {} pending",
+        report.pages,
+        report.invoices_seen,
+        report.events,
+        if report.baseline {
+            " (baseline: recorded silently)"
+        } else {
+            ""
+        },
+        delivery.delivered,
+        delivery.pending
+    )
+}

@@ -156,22 +156,6 @@ pub struct TargetConfig {
     pub timeout: Duration,
 }
 
-impl TargetConfig {
-    pub fn wants(&self, kinds: impl IntoIterator<Item = EventType>) -> bool {
-        match &self.events {
-            None => true,
-            Some(wanted) => kinds.into_iter().any(|k| wanted.contains(&k)),
-        }
-    }
-
-    pub fn template_name(&self) -> String {
-        self.template.clone().unwrap_or_else(|| match self.kind {
-            TargetKind::Slack => "slack/default".into(),
-            TargetKind::Webhook => "webhook/event".into(),
-        })
-    }
-}
-
 fn default_templates_dir() -> PathBuf {
     "templates".into()
 }

@@ -33,10 +33,13 @@
 pub mod commands;
 pub mod config;
 pub mod delivery;
+pub mod demo;
 pub mod diff;
 pub mod event;
 pub mod metrics;
+pub mod poll;
 pub mod poomgo;
+pub mod render;
 pub mod retry;
 pub mod schedule;
 pub mod shutdown;

@@ -39,6 +39,25 @@ enum Command {
         #[arg(long = "fault", value_parser = FaultRule::parse)]
         faults: Vec<FaultRule>,
     },
+    /// Poll once: scan, detect changes, commit, deliver, exit (non-zero when anything failed).
+    Poll {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// On the first poll of an empty store, send invoice.assigned for every invoice instead of recording silently.
+        #[arg(long)]
+        notify_existing: bool,
+    },
+    /// The simulator, the notifier and a local receiver together: watch alerts flow (Ctrl-C stops).
+    Demo {
+        #[arg(long, default_value_t = 300)]
+        orders: usize,
+        /// How often simulated time moves.
+        #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+        tick: Duration,
+        /// How often the notifier polls.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        every: Duration,
+    },
     /// Scan the poll window once and print what the API returned (no store, no delivery).
     Scan {
         #[arg(long, default_value = "config.toml")]
@@ -82,6 +101,28 @@ fn main() -> ExitCode {
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,
+            Command::Poll {
+                config,
+                notify_existing,
+            } => {
+                commands::poll(
+                    &config,
+                    poomgo_notifier::poll::PollOptions { notify_existing },
+                )
+                .await
+            }
+            Command::Demo {
+                orders,
+                tick,
+                every,
+            } => {
+                poomgo_notifier::demo::run(poomgo_notifier::demo::DemoOptions {
+                    orders,
+                    tick,
+                    every,
+                })
+                .await
+            }
         }
     });
     match result {
