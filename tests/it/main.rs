@@ -1,5 +1,6 @@
 //! Integration tests: one binary (compiled once), one module per capability.
 //! Everything talks to loopback only: the simulator, wiremock, test receivers.
 
+mod poll;
 mod scan;
 mod support;

@@ -45,3 +45,72 @@ pub fn client(config: &Config) -> PoomgoClient {
             .unwrap();
     PoomgoClient::new(&config.poomgo, http).unwrap()
 }
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A full config for the pipeline: the simulator, a store in `dir`, and
+/// `targets` (TOML `[[targets]]` tables) appended.
+pub fn pipeline_toml(sim: &Simulator, dir: &std::path::Path, targets: &str) -> String {
+    format!(
+        r#"
+[poomgo]
+base_url = "{}"
+api_key = "sim-key"
+retry_base = "10ms"
+retry_max = "100ms"
+[store]
+path = "{}"
+cache_mb = 8
+{targets}
+"#,
+        sim.base_url(),
+        dir.join("store").display()
+    )
+}
+
+pub fn pipeline_app(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    targets: &str,
+) -> poomgo_notifier::poll::App {
+    let config = Config::parse(
+        &pipeline_toml(sim, dir, targets),
+        "test.toml",
+        dir.to_owned(),
+        &|_| None,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    poomgo_notifier::poll::App::new(config).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+/// Verifies a Standard Webhooks signature from first principles (not with
+/// the crate's signer): HMAC-SHA256 over "id.timestamp.body".
+pub fn verify_signature(secret: &str, headers: &wiremock::http::HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::Mac;
+    let header = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    header("webhook-signature")
+        .split(' ')
+        .any(|s| s == expected)
+}
+
+/// Requests wiremock received on `path`.
+pub async fn received(server: &wiremock::MockServer, path: &str) -> Vec<wiremock::Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.url.path() == path)
+        .collect()
+}

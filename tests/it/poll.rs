@@ -1,0 +1,337 @@
+//! The whole pipeline: simulator → poll (diff, sled commit) → delivery to
+//! wiremock receivers, asserting bodies, headers and signatures.
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+use poomgo_notifier::poll::{PollOptions, deliver_all, poll};
+use poomgo_notifier::sim::merchant::{STATUS_DELIVERED, STATUS_OUTFORDELIVERY};
+
+use crate::support::{SECRET, pipeline_app, received, simulator, verify_signature};
+
+async fn receiver(status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status).set_body_string("ok"))
+        .mount(&server)
+        .await;
+    server
+}
+
+fn targets(server: &MockServer) -> String {
+    format!(
+        r#"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{0}/erp"
+secret = "{SECRET}"
+include_personal_data = true
+[[targets]]
+name = "wms"
+kind = "webhook"
+url = "{0}/wms"
+events = ["invoice.printed"]
+[[targets]]
+name = "cs-slack"
+kind = "slack"
+url = "{0}/slack"
+events = ["invoice.status_changed", "invoice.canceled"]
+"#,
+        server.uri()
+    )
+}
+
+#[tokio::test]
+async fn baseline_is_silent_then_each_change_reaches_the_targets_that_want_it() {
+    let sim = simulator(300).await;
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = pipeline_app(&sim, dir.path(), &targets(&server));
+
+    let report = poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    assert!(report.baseline);
+    assert_eq!(report.events, 0);
+    assert_eq!(report.invoices_seen as usize, sim.invoices().len());
+    assert_eq!(deliver_all(&app).await.unwrap().delivered, 0);
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "the baseline sends nothing"
+    );
+
+    // Two changes: one parcel delivered (its product name has quotes and
+    // angle brackets), one label printed.
+    let (delivered, printed) = sim.with_merchant(|m| {
+        let o = m
+            .orders
+            .iter_mut()
+            .find(|o| {
+                o.invoices
+                    .iter()
+                    .any(|i| i.cargo == Some(STATUS_OUTFORDELIVERY))
+            })
+            .unwrap();
+        o.deal = "무선 키보드 \"K10\" <블랙> & 케이블\\";
+        let i = o
+            .invoices
+            .iter()
+            .position(|i| i.cargo == Some(STATUS_OUTFORDELIVERY))
+            .unwrap();
+        o.invoices[i].cargo = Some(STATUS_DELIVERED);
+        let delivered = (o.clone(), o.invoices[i].clone());
+        let o = m
+            .orders
+            .iter_mut()
+            .find(|o| o.invoices.iter().any(|i| !i.printed))
+            .unwrap();
+        let i = o.invoices.iter_mut().find(|i| !i.printed).unwrap();
+        i.printed = true;
+        (delivered, i.id)
+    });
+    let now = Utc::now();
+    let report = poll(&app, PollOptions::default(), now).await.unwrap();
+    assert!(!report.baseline);
+    assert_eq!(report.events, 2);
+    let d = deliver_all(&app).await.unwrap();
+    assert_eq!(
+        (d.delivered, d.pending, d.failures.len()),
+        (2 + 1 + 1, 0, 0)
+    );
+
+    // erp: both events, signed, with personal data.
+    let erp = received(&server, "/erp").await;
+    assert_eq!(erp.len(), 2);
+    let (order, invoice) = delivered;
+    let body: Value = serde_json::from_slice(
+        &erp.iter()
+            .find(|r| {
+                serde_json::from_slice::<Value>(&r.body).unwrap()["invoice"]["invoiceId"]
+                    == invoice.id.to_string()
+            })
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    let expected = json!({
+        "id": format!("{}-1", invoice.id),
+        "type": "invoice.status_changed",
+        "detectedAt": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "order": {
+            "id": order.id, "orderCode": order.order_code, "code": order.code,
+            "channelName": order.channel, "releaseCode": order.release_code,
+            "dealName": "무선 키보드 \"K10\" <블랙> & 케이블\\", "dealOptionName": order.option,
+            "orderAt": order.order_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            "createdAt": order.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        },
+        "invoice": {
+            "invoiceId": invoice.id.to_string(), "invoiceCode": invoice.code,
+            "logisticsPartnerName": invoice.partner, "cargoStatusCodeKey": STATUS_DELIVERED,
+            "status": { "label": "배송완료", "category": "delivered", "final": true },
+            "isPrinted": true, "isClosed": true, "canceled": false,
+        },
+        "changes": [{ "field": "cargoStatusCodeKey", "from": STATUS_OUTFORDELIVERY, "to": STATUS_DELIVERED }],
+        "receiver": serde_json::to_value(&order.receiver).unwrap(),
+        "customer": serde_json::to_value(&order.customer).unwrap(),
+    });
+    assert_eq!(body, expected);
+    for r in &erp {
+        let id = r.headers.get("webhook-id").unwrap().to_str().unwrap();
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["id"], id, "webhook-id is the event id");
+        assert!(
+            verify_signature(SECRET, &r.headers, &r.body),
+            "signature verifies"
+        );
+        let ts: i64 = r
+            .headers
+            .get("webhook-timestamp")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((Utc::now().timestamp() - ts).abs() < 60);
+    }
+
+    // wms: only the printed event, no personal data, unsigned.
+    let wms = received(&server, "/wms").await;
+    assert_eq!(wms.len(), 1);
+    let body: Value = serde_json::from_slice(&wms[0].body).unwrap();
+    assert_eq!(
+        (body["type"].as_str(), body["id"].as_str()),
+        (
+            Some("invoice.printed"),
+            Some(format!("{printed}-1").as_str())
+        )
+    );
+    assert_eq!(
+        body["changes"],
+        json!([{ "field": "isPrinted", "from": false, "to": true }])
+    );
+    assert!(body.get("receiver").is_none() && body.get("customer").is_none());
+    assert!(wms[0].headers.get("webhook-signature").is_none());
+
+    // Slack: only the status change, valid JSON despite the product name,
+    // mrkdwn-escaped, and nothing personal.
+    let slack = received(&server, "/slack").await;
+    assert_eq!(slack.len(), 1);
+    let text = std::str::from_utf8(&slack[0].body).unwrap();
+    let body: Value = serde_json::from_str(text).unwrap();
+    let code = order.order_code.clone();
+    assert_eq!(
+        body["text"],
+        format!("[배송 상태 변경] 주문 {code} · 배송출발 → 배송완료")
+    );
+    assert_eq!(
+        body["blocks"][0]["text"]["text"],
+        format!(
+            "*배송 상태 변경* · 주문 `{code}` ({})\n배송출발 → 배송완료",
+            order.channel
+        )
+    );
+    assert_eq!(
+        body["blocks"][1]["elements"][0]["text"],
+        format!(
+            "{} {} · 무선 키보드 \"K10\" &lt;블랙&gt; &amp; 케이블\\ · 현재 배송완료 · {}-1",
+            invoice.partner, invoice.code, invoice.id
+        )
+    );
+    for personal in [
+        order.receiver.name.as_deref().unwrap(),
+        order.receiver.mobile.as_deref().unwrap(),
+    ] {
+        assert!(!text.contains(personal), "Slack got personal data");
+    }
+
+    // Nothing changed: nothing more is sent.
+    let before = server.received_requests().await.unwrap().len();
+    let report = poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(report.events, 0);
+    assert_eq!(deliver_all(&app).await.unwrap().delivered, 0);
+    assert_eq!(server.received_requests().await.unwrap().len(), before);
+}
+
+#[tokio::test]
+async fn notify_existing_announces_every_invoice_of_the_first_poll() {
+    let sim = simulator(150).await;
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = pipeline_app(&sim, dir.path(), &targets(&server));
+    let report = poll(
+        &app,
+        PollOptions {
+            notify_existing: true,
+        },
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    let truth = sim.invoices();
+    assert_eq!(report.events as usize, truth.len());
+    deliver_all(&app).await.unwrap();
+    let erp = received(&server, "/erp").await;
+    assert_eq!(erp.len(), truth.len());
+    let canceled = truth.iter().filter(|(_, c)| *c).count();
+    assert!(canceled > 0);
+    let types: Vec<String> = erp
+        .iter()
+        .map(|r| {
+            serde_json::from_slice::<Value>(&r.body).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "invoice.assigned").count(),
+        truth.len() - canceled
+    );
+    assert_eq!(
+        types.iter().filter(|t| *t == "invoice.canceled").count(),
+        canceled
+    );
+    // Slack wants status changes and cancellations: only the canceled ones.
+    assert_eq!(received(&server, "/slack").await.len(), canceled);
+    // The baseline is done: the next poll announces nothing.
+    let report = poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((report.events, report.baseline), (0, false));
+}
+
+#[tokio::test]
+async fn a_rejecting_receiver_keeps_the_outbox_and_a_later_poll_delivers_in_order() {
+    let sim = simulator(200).await;
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\nsecret = \"{SECRET}\"\n",
+        server.uri()
+    );
+    let app = pipeline_app(&sim, dir.path(), &toml);
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    sim.advance(poomgo_notifier::sim::AdvanceOptions {
+        steps: 1,
+        fraction: 0.2,
+        new_orders: 2,
+    });
+    let report = poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    assert!(report.events > 3);
+
+    let refuse = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
+        .mount_as_scoped(&server)
+        .await;
+    let d = deliver_all(&app).await.unwrap();
+    assert_eq!(d.delivered, 0);
+    assert_eq!(d.pending, report.events);
+    let (target, reason) = &d.failures[0];
+    assert_eq!(target, "erp");
+    assert!(reason.contains("HTTP 400: invalid_payload"), "{reason}");
+    assert!(
+        !reason.contains(&server.uri()),
+        "the URL is not in the error"
+    );
+    drop(refuse);
+
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let d = deliver_all(&app).await.unwrap();
+    assert_eq!((d.delivered, d.pending), (report.events, 0));
+    let ids: Vec<String> = received(&server, "/erp")
+        .await
+        .iter()
+        .skip(1)
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len() as u64, report.events);
+    let first_refused = received(&server, "/erp").await[0]
+        .headers
+        .get("webhook-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        ids[0], first_refused,
+        "the refused event is retried first, with the same id"
+    );
+}
