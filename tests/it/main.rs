@@ -2,5 +2,6 @@
 //! Everything talks to loopback only: the simulator, wiremock, test receivers.
 
 mod poll;
+mod process;
 mod scan;
 mod support;

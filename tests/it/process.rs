@@ -1,0 +1,272 @@
+//! The real binary across a process boundary: exit codes, messages, and a
+//! poll killed with SIGKILL mid-scan that loses and duplicates nothing.
+
+use std::{
+    collections::{HashMap, HashSet},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
+
+use crate::support::{LOOPBACK, pipeline_toml, received};
+
+const BIN: &str = env!("CARGO_BIN_EXE_poomgo-notifier");
+
+fn poll_command(config: &std::path::Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["poll", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command to its end off the async runtime, which must keep serving
+/// the in-process simulator meanwhile.
+async fn output(mut command: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+fn webhook_target(server: &MockServer) -> String {
+    format!(
+        "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\n",
+        server.uri()
+    )
+}
+
+#[tokio::test]
+async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_delivers() {
+    let sim = Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders: 100,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        pipeline_toml(&sim, dir.path(), &webhook_target(&server)),
+    )
+    .unwrap();
+
+    let out = output(poll_command(&config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("poll: 1 pages,") && stdout.contains("(baseline: recorded silently)"),
+        "{stdout}"
+    );
+
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.3,
+        new_orders: 0,
+    });
+    let refusing = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("bad"))
+        .mount_as_scoped(&server)
+        .await;
+    let out = output(poll_command(&config)).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("error: delivery failed: target `erp`: event ")
+            && last.contains("HTTP 400: bad"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&server.uri()));
+    drop(refusing);
+
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let out = output(poll_command(&config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(" 0 events,") && stdout.ends_with("0 pending\n"),
+        "{stdout}"
+    );
+}
+
+#[tokio::test]
+async fn bad_config_and_rejected_keys_exit_non_zero_with_a_clear_reason() {
+    let sim = Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders: 10,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let cases = [
+        (
+            pipeline_toml(&sim, dir.path(), "")
+                .replace("cache_mb = 8", "cache_mb = 8\ncolour = \"blue\""),
+            "`store.colour`",
+        ),
+        (
+            pipeline_toml(&sim, dir.path(), "")
+                .replace("\"sim-key\"", "\"${UNSET_FOR_THIS_TEST}\""),
+            "UNSET_FOR_THIS_TEST is not set",
+        ),
+        (
+            pipeline_toml(&sim, dir.path(), "").replace("\"sim-key\"", "\"wrong-key\""),
+            "rejected the key (HTTP 401)",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let mut command = poll_command(&config);
+        command.env_remove("UNSET_FOR_THIS_TEST");
+        let out = output(command).await;
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(expected),
+            "expected {expected:?} in {stderr}"
+        );
+        assert!(
+            !stderr.contains("wrong-key"),
+            "the key is never printed: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+}
+
+#[tokio::test]
+async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() {
+    let sim = Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders: 20_000,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let toml = pipeline_toml(&sim, dir.path(), &webhook_target(&server)).replace(
+        "retry_max = \"100ms\"",
+        "retry_max = \"100ms\"\npage_size = 100",
+    );
+    std::fs::write(&config, toml).unwrap();
+
+    let out = output(poll_command(&config)).await;
+    assert!(
+        out.status.success(),
+        "baseline poll: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before: HashMap<String, _> = sim
+        .invoices()
+        .into_iter()
+        .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
+        .collect();
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.2,
+        new_orders: 50,
+    });
+    let after: HashMap<String, _> = sim
+        .invoices()
+        .into_iter()
+        .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
+        .collect();
+    // Every invoice that is new or differs gets exactly one event, revision 1.
+    let expected: HashSet<String> = after
+        .iter()
+        .filter(|(id, now)| before.get(*id) != Some(now))
+        .map(|(id, _)| format!("{id}-1"))
+        .collect();
+    assert!(
+        expected.len() > 500,
+        "a large change set: {}",
+        expected.len()
+    );
+
+    // Slow pages so the scan is under way when the kill lands.
+    sim.add_fault(FaultRule::parse("slow:15ms").unwrap());
+    let requests_before = sim.requests();
+    let mut child = poll_command(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while sim.requests() < requests_before + 80 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the poll never got going"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the poll ended before it was killed"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed");
+    assert!(
+        received(&server, "/erp").await.is_empty(),
+        "delivery comes after the scan"
+    );
+    sim.clear_faults();
+
+    let out = output(poll_command(&config)).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ids: Vec<String> = received(&server, "/erp")
+        .await
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let unique: HashSet<String> = ids.iter().cloned().collect();
+    assert_eq!(unique.len(), ids.len(), "no event id delivered twice");
+    let missing: Vec<_> = expected.difference(&unique).take(5).collect();
+    let extra: Vec<_> = unique.difference(&expected).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, unexpected {extra:?}"
+    );
+}
