@@ -262,7 +262,14 @@ impl Config {
         substitute(&mut value, &mut String::new(), env).map_err(|(key, m)| err(Some(key), m))?;
         let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let message = e.into_inner().to_string();
+            // toml appends "\nin `table`"; the path already says where.
+            let message = e
+                .into_inner()
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             match (path.as_str(), message.strip_prefix("missing field `")) {
                 (".", Some(rest)) => err(
                     Some(rest.trim_end_matches('`').to_owned()),
@@ -474,4 +481,163 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
     }
     out.push_str(rest);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "[poomgo]\napi_key = \"${KEY}\"\n";
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, "config.toml", PathBuf::new(), &|n| match n {
+            "KEY" => Some("secret-key-value".into()),
+            "HOOK" => Some("https://hooks.slack.com/services/T000/B000/XXXXSECRET".into()),
+            _ => None,
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_shipped_config_toml_parses_with_its_variables_set() {
+        let text = include_str!("../config.toml");
+        let config = Config::parse(text, "config.toml", PathBuf::new(), &|n| match n {
+            "POOMGO_API_KEY" => Some("k".into()),
+            "SLACK_WEBHOOK_URL" => Some("https://hooks.slack.com/services/T/B/X".into()),
+            "ERP_WEBHOOK_SECRET" => Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.targets.len(), 2);
+        assert_eq!(config.poomgo.page_size, 500);
+        assert_eq!(config.schedule.cron, "0 */5 * * * *");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.poomgo.base_url, "https://api.poomgo.com");
+        assert_eq!(
+            (
+                c.poomgo.page_size,
+                c.poomgo.lookback_days,
+                c.poomgo.concurrency
+            ),
+            (500, 14, 2)
+        );
+        assert_eq!(c.poomgo.request_timeout, Duration::from_secs(30));
+        assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 64));
+        assert_eq!(c.poomgo.api_key.expose_secret(), "secret-key-value");
+    }
+
+    #[test]
+    fn an_unknown_key_names_file_and_key() {
+        let e = parse(&format!("{MINIMAL}page_sise = 100\n")).unwrap_err();
+        assert!(
+            e.starts_with(
+                "config.toml: `poomgo.page_sise`: unknown field `page_sise`, expected one of"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}[stor]\npath = \"x\"\n")).unwrap_err();
+        assert!(e.contains("unknown field `stor`"), "{e}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_the_expected_type() {
+        let e = parse(&format!("{MINIMAL}page_size = \"lots\"\n")).unwrap_err();
+        assert!(
+            e.starts_with(
+                "config.toml: `poomgo.page_size`: invalid type: string \"lots\", expected u32"
+            ),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}request_timeout = \"soon\"\n")).unwrap_err();
+        assert!(
+            e.contains("`poomgo.request_timeout`") && e.contains("is not a duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_names_the_key_and_the_variable() {
+        let e = parse("[poomgo]\napi_key = \"${NOPE}\"\n").unwrap_err();
+        assert_eq!(
+            e,
+            "config.toml: `poomgo.api_key`: environment variable NOPE is not set (the value is `${NOPE}`)"
+        );
+        let e = parse(&format!(
+            "{MINIMAL}[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${{MISSING_HOOK}}\"\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("config.toml: `targets[0].url`: environment variable MISSING_HOOK"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_cron_or_range_is_explained() {
+        let e = parse(&format!("{MINIMAL}[schedule]\ncron = \"*/5 * * * *\"\n")).unwrap_err();
+        assert!(
+            e.starts_with("config.toml: `schedule.cron`: `*/5 * * * *` is not a valid schedule")
+                && e.contains("seconds first"),
+            "{e}"
+        );
+        let e = parse(&format!("{MINIMAL}page_size = 501\n")).unwrap_err();
+        assert!(e.contains("`poomgo.page_size`: 501 is out of range"), "{e}");
+        let e = parse(&format!(
+            "{MINIMAL}[schedule]\ntimezone = \"Mars/Olympus\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("`schedule.timezone`"), "{e}");
+        assert!(
+            parse("[poomgo]\n")
+                .unwrap_err()
+                .contains("`poomgo.api_key`: is required")
+        );
+    }
+
+    #[test]
+    fn target_errors_never_quote_secrets() {
+        let bad_secret = format!(
+            "{MINIMAL}[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"https://erp.example.com/h\"\nsecret = \"not-a-whsec-abcdef\"\n"
+        );
+        let e = parse(&bad_secret).unwrap_err();
+        assert!(
+            e.contains("`targets[0].secret`") && !e.contains("not-a-whsec-abcdef"),
+            "{e}"
+        );
+        let bad_url = format!(
+            "{MINIMAL}[[targets]]\nname = \"cs\"\nkind = \"slack\"\nurl = \"hooks.slack.com/services/T000/XXXXSECRET\"\n"
+        );
+        let e = parse(&bad_url).unwrap_err();
+        assert!(
+            e.contains("`targets[0].url`") && !e.contains("XXXXSECRET"),
+            "{e}"
+        );
+        let dup = format!(
+            "{MINIMAL}[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${{HOOK}}\"\n[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${{HOOK}}\"\n"
+        );
+        assert!(parse(&dup).unwrap_err().contains("used by two targets"));
+        let kinds = format!(
+            "{MINIMAL}[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${{HOOK}}\"\nevents = [\"invoice.exploded\"]\n"
+        );
+        let e = parse(&kinds).unwrap_err();
+        assert!(
+            e.contains("`targets[0].events[0]`") && e.contains("invoice.status_changed"),
+            "{e}"
+        );
+        let debug = format!(
+            "{:?}",
+            parse(&format!(
+                "{MINIMAL}[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${{HOOK}}\"\n"
+            ))
+            .unwrap()
+        );
+        assert!(
+            !debug.contains("XXXXSECRET") && !debug.contains("secret-key-value"),
+            "{debug}"
+        );
+    }
 }
