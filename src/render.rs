@@ -255,3 +255,102 @@ fn collect_hbs(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Event {
+        serde_json::from_value(json!({
+            "id": "456000-3", "type": "invoice.status_changed", "detectedAt": "2026-12-01T10:05:00Z",
+            "order": { "id": 1, "orderCode": "20261201_000123", "code": null, "channelName": "쿠팡",
+                       "releaseCode": null, "dealName": "키보드 \"K10\" <블랙> & C:\\path", "dealOptionName": null,
+                       "orderAt": null, "createdAt": null },
+            "invoice": { "invoiceId": "456000", "invoiceCode": "380424004285", "logisticsPartnerName": "CJ대한통운",
+                         "cargoStatusCodeKey": "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED",
+                         "status": { "label": "배송완료", "category": "delivered", "final": true },
+                         "isPrinted": true, "isClosed": true, "canceled": false },
+            "changes": [ { "field": "cargoStatusCodeKey", "from": "INVOICE_CARGO_STATUS_OUTFORDELIVERY",
+                           "to": "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED" } ]
+        }))
+        .unwrap()
+    }
+
+    fn renderer_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Renderer, RenderError>) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in files {
+            let path = dir.path().join(format!("{name}.hbs"));
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        let r = Renderer::new(dir.path(), Arc::new(StatusTable::default()));
+        (dir, r)
+    }
+
+    #[test]
+    fn slack_default_is_valid_json_with_escaped_mrkdwn() {
+        let (_d, r) = renderer_with(&[]);
+        let body = r.unwrap().render("slack/default", &event()).unwrap();
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["text"],
+            "[배송 상태 변경] 주문 20261201_000123 · 배송출발 → 배송완료"
+        );
+        let context = v["blocks"][1]["elements"][0]["text"].as_str().unwrap();
+        assert!(
+            context.contains("키보드 \"K10\" &lt;블랙&gt; &amp; C:\\path"),
+            "{context}"
+        );
+        assert!(!body.contains("&quot;"), "no HTML escaping");
+    }
+
+    #[test]
+    fn json_templates_escape_for_json_only_and_override_builtins() {
+        let (_d, r) = renderer_with(&[
+            (
+                "webhook/custom",
+                r#"{"name": "{{order.dealName}}", "status": "{{invoice.status.label}}"}"#,
+            ),
+            ("slack/default", r#"{"text": "override {{id}}"}"#),
+        ]);
+        let r = r.unwrap();
+        let v: Value =
+            serde_json::from_str(&r.render("webhook/custom", &event()).unwrap()).unwrap();
+        assert_eq!(v["name"], "키보드 \"K10\" <블랙> & C:\\path");
+        assert_eq!(
+            r.render("slack/default", &event()).unwrap(),
+            r#"{"text": "override 456000-3"}"#
+        );
+    }
+
+    #[test]
+    fn template_errors_name_the_template_line_and_variable() {
+        let (_d, r) = renderer_with(&[("webhook/broken", "{\n\"a\": \"{{#if}}\"\n}")]);
+        let e = r.err().unwrap().to_string();
+        assert!(e.starts_with("template `webhook/broken`:"), "{e}");
+
+        let (_d, r) = renderer_with(&[("webhook/typo", "{\n\"a\": \"{{order.orderCod}}\"\n}")]);
+        let e = r
+            .unwrap()
+            .render("webhook/typo", &event())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("template `webhook/typo`: line 2") && e.contains("orderCod"),
+            "{e}"
+        );
+
+        let (_d, r) = renderer_with(&[("webhook/notjson", "{{id}} is not json")]);
+        let e = r
+            .unwrap()
+            .render("webhook/notjson", &event())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not JSON"), "{e}");
+        let (_d, r) = renderer_with(&[]);
+        assert!(matches!(
+            r.unwrap().render("jandi/none", &event()),
+            Err(RenderError::Missing(_))
+        ));
+    }
+}
