@@ -108,8 +108,8 @@ async fn baseline_is_silent_then_each_change_reaches_the_targets_that_want_it() 
     let body: Value = serde_json::from_slice(
         &erp.iter()
             .find(|r| {
-                serde_json::from_slice::<Value>(&r.body).unwrap()["invoice"]["invoiceId"]
-                    == invoice.id.to_string()
+                serde_json::from_slice::<Value>(&r.body).unwrap()["invoice"]["invoiceId"].as_str()
+                    == Some(invoice.id.to_string().as_str())
             })
             .unwrap()
             .body,
