@@ -8,6 +8,12 @@
 
 use std::time::Duration;
 
+/// Whether an HTTP answer is worth trying again later: 408, 429 and 5xx.
+/// Both the Poomgo client and delivery classify with this one rule.
+pub fn is_transient_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// The wait before retry `i + 1`. Its length is the number of retries, so

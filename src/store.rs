@@ -171,13 +171,7 @@ impl Store {
         let mut trees: Vec<&Tree> = vec![&self.snapshots, &self.meta];
         let mut entries = Vec::with_capacity(batch.entries.len());
         for (target, entry) in &batch.entries {
-            let tree = self
-                .outboxes
-                .get(target)
-                .ok_or_else(|| StoreError::Corrupt {
-                    tree: format!("outbox/{target}"),
-                    reason: "no such target was opened".into(),
-                })?;
+            let tree = self.outbox_tree(target)?;
             let index = *target_index.entry(target.as_str()).or_insert_with(|| {
                 trees.push(tree);
                 trees.len() - 1
@@ -265,14 +259,19 @@ impl Store {
 
     /// The outbox of `target`, oldest first.
     pub fn outbox<'a>(&'a self, target: &'a str) -> Result<Outbox<'a>, StoreError> {
-        let tree = self
-            .outboxes
+        Ok(Outbox {
+            tree: self.outbox_tree(target)?,
+            name: target,
+        })
+    }
+
+    fn outbox_tree(&self, target: &str) -> Result<&Tree, StoreError> {
+        self.outboxes
             .get(target)
             .ok_or_else(|| StoreError::Corrupt {
                 tree: format!("outbox/{target}"),
                 reason: "no such target was opened".into(),
-            })?;
-        Ok(Outbox { tree, name: target })
+            })
     }
 
     pub fn dead_letter_count(&self, target: &str) -> usize {

@@ -215,7 +215,7 @@ impl Sender {
         } else {
             format!(": {detail}")
         };
-        if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
+        if crate::retry::is_transient_status(status.as_u16()) {
             return Err(SendError::Transient {
                 reason: format!("HTTP {}{detail}", status.as_u16()),
                 retry_after,

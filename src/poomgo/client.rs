@@ -215,10 +215,7 @@ impl PoomgoClient {
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        if status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::REQUEST_TIMEOUT
-            || status.is_server_error()
-        {
+        if crate::retry::is_transient_status(status.as_u16()) {
             let reason = match retry_after {
                 Some(d) => format!("HTTP {} (Retry-After {}s)", status.as_u16(), d.as_secs()),
                 None => format!("HTTP {}", status.as_u16()),
