@@ -100,3 +100,124 @@ pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::Deliver
         delivery.pending
     )
 }
+
+/// `poomgo-notifier check`: validate the config, compile every template and
+/// render it for every target against a sample event of every change kind
+/// (strict mode), and with `online` ask the Poomgo API for one row. Prints a
+/// line per check; fails when any did.
+pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
+    let mut failed = 0;
+    let mut report = |ok: bool, line: String| {
+        println!("{} {line}", if ok { "ok  " } else { "FAIL" });
+        if !ok {
+            failed += 1;
+        }
+    };
+    let config = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            report(false, format!("config: {e}"));
+            anyhow::bail!("the config is not valid");
+        }
+    };
+    report(
+        true,
+        format!(
+            "config {}: {} target(s), schedule `{}` in {}",
+            config_path.display(),
+            config.targets.len(),
+            config.schedule.cron,
+            config.schedule.timezone
+        ),
+    );
+    let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+    let delivery = match crate::poll::Delivery::new(&config, http.clone()) {
+        Ok(d) => d,
+        Err(e) => {
+            report(false, format!("templates: {e:#}"));
+            anyhow::bail!("1 check failed");
+        }
+    };
+    let now = chrono::Utc::now();
+    let samples = crate::samples::all(&delivery.statuses, now);
+    let renderer = delivery.sender.renderer();
+    for name in renderer.names() {
+        let errors: Vec<String> = samples
+            .iter()
+            .filter_map(|e| renderer.render(&name, e).err().map(|err| format!("{} ({})", err, e.kind)))
+            .collect();
+        match errors.first() {
+            None => report(true, format!("template {name}: renders every change kind")),
+            Some(first) => report(false, first.clone()),
+        }
+    }
+    for target in &delivery.targets {
+        let errors: Vec<String> = samples
+            .iter()
+            .filter(|e| target.wants(e))
+            .filter_map(|e| {
+                let entry = target.entry_for(e, now.timestamp());
+                delivery.sender.request(target, &entry, now.timestamp()).err().map(|err| format!("{err} ({})", e.kind))
+            })
+            .collect();
+        match errors.first() {
+            None => report(true, format!("target {} ({}): a body for every kind it receives", target.name, target.kind)),
+            Some(first) => report(false, format!("target {}: {first}", target.name)),
+        }
+    }
+    if online {
+        let client = PoomgoClient::new(&config.poomgo, http)?;
+        let window = poll_window(now, config.poomgo.lookback_days);
+        match client.fetch_page_sized(&window, 1, 1).await {
+            Ok(page) => report(
+                true,
+                format!(
+                    "poomgo {}: the key works ({} orders in the last {} days)",
+                    config.poomgo.base_url, page.total, config.poomgo.lookback_days
+                ),
+            ),
+            Err(e) => report(false, format!("poomgo {}: {e}", config.poomgo.base_url)),
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+/// `poomgo-notifier preview`: print exactly the body `target` would send for
+/// an event (a file, or a sample of `kind`). Headers go to stderr.
+pub fn preview(
+    config_path: &Path,
+    target: &str,
+    event_file: Option<&Path>,
+    kind: Option<crate::event::EventType>,
+) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+    let delivery = crate::poll::Delivery::new(&config, http)?;
+    let Some(target) = delivery.targets.iter().find(|t| t.name == target) else {
+        let names: Vec<&str> = delivery.targets.iter().map(|t| t.name.as_str()).collect();
+        anyhow::bail!("no target is named `{target}`: the config has {}", names.join(", "));
+    };
+    let now = chrono::Utc::now();
+    let event = match event_file {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("cannot read the event file {}", path.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not an event as documented (id, type, order, invoice, changes)", path.display()))?
+        }
+        None => crate::samples::event(kind.unwrap_or(crate::event::EventType::StatusChanged), &delivery.statuses, now),
+    };
+    if !target.wants(&event) {
+        eprintln!("# note: target `{}` does not receive {} events; showing the body anyway", target.name, event.kind);
+    }
+    let entry = target.entry_for(&event, now.timestamp());
+    let request = delivery.sender.request(target, &entry, now.timestamp())?;
+    for (name, value) in &request.headers {
+        eprintln!("# {name}: {}", value.to_str().unwrap_or("<binary>"));
+    }
+    println!("{}", String::from_utf8_lossy(&request.body));
+    Ok(())
+}

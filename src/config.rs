@@ -47,6 +47,11 @@ pub struct Config {
     /// Extra or overriding entries of the cargo status table.
     #[serde(default)]
     pub statuses: Vec<StatusEntry>,
+    /// How long `run` lets in-flight sends and the current page finish on SIGTERM.
+    #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+    #[serde(default)]
+    pub admin: AdminConfig,
     /// The folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -76,6 +81,14 @@ pub struct PoomgoConfig {
     pub retry_base: Duration,
     #[serde(default = "default_retry_max", deserialize_with = "duration")]
     pub retry_max: Duration,
+}
+
+/// The daemon's admin HTTP (`/healthz`, `/metrics`); off when `listen` is unset.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +213,9 @@ fn default_retention_days() -> u32 {
 }
 fn default_cache_mb() -> u64 {
     64
+}
+fn default_shutdown_grace() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_send_timeout() -> Duration {
     Duration::from_secs(10)

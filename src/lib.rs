@@ -41,6 +41,7 @@ pub mod poll;
 pub mod poomgo;
 pub mod render;
 pub mod retry;
+pub mod samples;
 pub mod schedule;
 pub mod shutdown;
 pub mod sim;

@@ -58,6 +58,27 @@ enum Command {
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         every: Duration,
     },
+    /// Validate the config and templates (each rendered against sample events in strict mode).
+    Check {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        /// Also call the Poomgo API once (page 1, size 1) to see whether the key works. Sends nothing.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Print exactly the body a target would send for an event (headers on stderr).
+    Preview {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        target: String,
+        /// An event JSON file (as a webhook receives it).
+        #[arg(long, conflicts_with = "kind")]
+        event: Option<PathBuf>,
+        /// A sample event of this kind, e.g. invoice.status_changed (the default).
+        #[arg(long)]
+        kind: Option<poomgo_notifier::event::EventType>,
+    },
     /// Scan the poll window once and print what the API returned (no store, no delivery).
     Scan {
         #[arg(long, default_value = "config.toml")]
@@ -102,6 +123,10 @@ fn main() -> ExitCode {
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,
+            Command::Check { config, online } => commands::check(&config, online).await,
+            Command::Preview { config, target, event, kind } => {
+                commands::preview(&config, &target, event.as_deref(), kind)
+            }
             Command::Poll {
                 config,
                 notify_existing,

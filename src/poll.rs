@@ -31,12 +31,33 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> anyhow::Result<App> {
-        let http =
-            crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+        let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
         let client = PoomgoClient::new(&config.poomgo, http.clone())?;
+        let Delivery { statuses, sender, targets } = Delivery::new(&config, http)?;
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        let store = Store::open(&config.store_path(), config.store.cache_mb, &names)?;
+        Ok(App { sender, config, store, client, statuses, targets })
+    }
+
+    pub fn load(config_path: &Path) -> anyhow::Result<App> {
+        App::new(Config::load(config_path)?)
+    }
+}
+
+/// The parts of an [`App`] that shape and send messages, without the store
+/// or the Poomgo client (`preview` and `check` need only these, and must
+/// work while a daemon holds the store's lock).
+pub struct Delivery {
+    pub statuses: Arc<StatusTable>,
+    pub sender: Sender,
+    pub targets: Vec<Target>,
+}
+
+impl Delivery {
+    pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Delivery> {
         let statuses = Arc::new(StatusTable::new(&config.statuses));
         let renderer = Renderer::new(&config.templates_path(), statuses.clone())?;
-        let targets = Target::all(&config).map_err(anyhow::Error::msg)?;
+        let targets = Target::all(config).map_err(anyhow::Error::msg)?;
         for t in &targets {
             if let Some(name) = t.template()
                 && !renderer.has(name)
@@ -48,20 +69,7 @@ impl App {
                 );
             }
         }
-        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        let store = Store::open(&config.store_path(), config.store.cache_mb, &names)?;
-        Ok(App {
-            sender: Sender::new(http, Arc::new(renderer)),
-            config,
-            store,
-            client,
-            statuses,
-            targets,
-        })
-    }
-
-    pub fn load(config_path: &Path) -> anyhow::Result<App> {
-        App::new(Config::load(config_path)?)
+        Ok(Delivery { statuses, sender: Sender::new(http, Arc::new(renderer)), targets })
     }
 }
 

@@ -67,6 +67,9 @@ struct Shared {
     faults: Mutex<faults::Faults>,
     api_key: String,
     requests: std::sync::atomic::AtomicU64,
+    /// Order requests being answered right now, and the most ever at once.
+    in_flight: std::sync::atomic::AtomicU64,
+    max_in_flight: std::sync::atomic::AtomicU64,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -90,6 +93,8 @@ impl Simulator {
             faults: Mutex::new(faults),
             api_key: options.api_key,
             requests: Default::default(),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -181,6 +186,11 @@ impl Simulator {
         self.shared
             .requests
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most order requests that were ever being answered at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving and waits for the server to finish.

@@ -50,8 +50,26 @@ fn error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> InFlight<'a> {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    let _in_flight = InFlight::enter(&shared);
     if headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -189,6 +207,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
         "orders": merchant.orders.len(),
         "invoices": invoices,
         "requests": shared.requests.load(Ordering::Relaxed),
+        "max_in_flight": shared.max_in_flight.load(Ordering::Relaxed),
     }))
     .into_response()
 }
