@@ -144,7 +144,12 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
     for name in renderer.names() {
         let errors: Vec<String> = samples
             .iter()
-            .filter_map(|e| renderer.render(&name, e).err().map(|err| format!("{} ({})", err, e.kind)))
+            .filter_map(|e| {
+                renderer
+                    .render(&name, e)
+                    .err()
+                    .map(|err| format!("{} ({})", err, e.kind))
+            })
             .collect();
         match errors.first() {
             None => report(true, format!("template {name}: renders every change kind")),
@@ -157,11 +162,21 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
             .filter(|e| target.wants(e))
             .filter_map(|e| {
                 let entry = target.entry_for(e, now.timestamp());
-                delivery.sender.request(target, &entry, now.timestamp()).err().map(|err| format!("{err} ({})", e.kind))
+                delivery
+                    .sender
+                    .request(target, &entry, now.timestamp())
+                    .err()
+                    .map(|err| format!("{err} ({})", e.kind))
             })
             .collect();
         match errors.first() {
-            None => report(true, format!("target {} ({}): a body for every kind it receives", target.name, target.kind)),
+            None => report(
+                true,
+                format!(
+                    "target {} ({}): a body for every kind it receives",
+                    target.name, target.kind
+                ),
+            ),
             Some(first) => report(false, format!("target {}: {first}", target.name)),
         }
     }
@@ -198,20 +213,34 @@ pub fn preview(
     let delivery = crate::poll::Delivery::new(&config, http)?;
     let Some(target) = delivery.targets.iter().find(|t| t.name == target) else {
         let names: Vec<&str> = delivery.targets.iter().map(|t| t.name.as_str()).collect();
-        anyhow::bail!("no target is named `{target}`: the config has {}", names.join(", "));
+        anyhow::bail!(
+            "no target is named `{target}`: the config has {}",
+            names.join(", ")
+        );
     };
     let now = chrono::Utc::now();
     let event = match event_file {
         Some(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("cannot read the event file {}", path.display()))?;
-            serde_json::from_slice(&text)
-                .with_context(|| format!("{} is not an event as documented (id, type, order, invoice, changes)", path.display()))?
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read the event file {}", path.display()))?;
+            serde_json::from_slice(&text).with_context(|| {
+                format!(
+                    "{} is not an event as documented (id, type, order, invoice, changes)",
+                    path.display()
+                )
+            })?
         }
-        None => crate::samples::event(kind.unwrap_or(crate::event::EventType::StatusChanged), &delivery.statuses, now),
+        None => crate::samples::event(
+            kind.unwrap_or(crate::event::EventType::StatusChanged),
+            &delivery.statuses,
+            now,
+        ),
     };
     if !target.wants(&event) {
-        eprintln!("# note: target `{}` does not receive {} events; showing the body anyway", target.name, event.kind);
+        eprintln!(
+            "# note: target `{}` does not receive {} events; showing the body anyway",
+            target.name, event.kind
+        );
     }
     let entry = target.entry_for(&event, now.timestamp());
     let request = delivery.sender.request(target, &entry, now.timestamp())?;

@@ -32,6 +32,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod delivery;
 pub mod demo;
 pub mod diff;

@@ -15,8 +15,34 @@ use poomgo_notifier::{
     about = "Tells Slack and signed webhooks when a Poomgo shipment changes."
 )]
 struct Cli {
+    /// Log lines as human-readable text (default) or JSON for log shippers. Filter with RUST_LOG.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr; stdout is for what a command reports.
+fn init_logging(format: LogFormat) {
+    // Dependencies only speak up for problems unless RUST_LOG asks for more.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        "info,hyper=warn,reqwest=warn,sled=warn,tokio_cron_scheduler=warn".into()
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -38,6 +64,11 @@ enum Command {
         /// Inject a fault: KIND[:ARG][@PAGE][xTIMES], e.g. 500@3x2, 429:2@1, slow:1500ms, notjson@4, truncated.
         #[arg(long = "fault", value_parser = FaultRule::parse)]
         faults: Vec<FaultRule>,
+    },
+    /// The daemon: polls on the cron schedule, delivers continuously, serves /healthz and /metrics.
+    Run {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
     },
     /// Poll once: scan, detect changes, commit, deliver, exit (non-zero when anything failed).
     Poll {
@@ -87,14 +118,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -123,10 +148,17 @@ fn main() -> ExitCode {
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,
+            Command::Run { config } => match poomgo_notifier::poll::App::load(&config) {
+                Ok(app) => poomgo_notifier::daemon::run(app).await,
+                Err(e) => Err(e),
+            },
             Command::Check { config, online } => commands::check(&config, online).await,
-            Command::Preview { config, target, event, kind } => {
-                commands::preview(&config, &target, event.as_deref(), kind)
-            }
+            Command::Preview {
+                config,
+                target,
+                event,
+                kind,
+            } => commands::preview(&config, &target, event.as_deref(), kind),
             Command::Poll {
                 config,
                 notify_existing,

@@ -2,20 +2,99 @@
 //!
 //! Code records through these functions with the `metrics` facade; without an
 //! installed recorder (tests, `poll`) they cost next to nothing. The daemon
-//! installs the Prometheus exporter and serves it on `/metrics`.
+//! installs the Prometheus recorder ([`install`]) and serves its text on
+//! `/metrics`.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Installs the process-wide Prometheus recorder and describes every metric.
+pub fn install() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("poomgo_poll_duration_seconds".into()),
+            &[
+                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ],
+        )?
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    describe_counter!("poomgo_polls_total", "Polls by outcome (ok, failed).");
+    describe_histogram!(
+        "poomgo_poll_duration_seconds",
+        "Time one poll took: scan, diff and commit."
+    );
+    describe_counter!(
+        "poomgo_poll_pages_total",
+        "Pages of the orders API read by polls."
+    );
+    describe_counter!(
+        "poomgo_poll_skipped_total",
+        "Cron ticks skipped because the previous poll was still running."
+    );
+    describe_gauge!("poomgo_invoices_tracked", "Invoice snapshots in the store.");
+    describe_counter!("poomgo_events_total", "Change events detected, by kind.");
+    describe_counter!(
+        "poomgo_deliveries_total",
+        "Delivery attempts by target and outcome (delivered, failed)."
+    );
+    describe_gauge!(
+        "poomgo_outbox_depth",
+        "Entries waiting in a target's outbox."
+    );
+    describe_gauge!(
+        "poomgo_dead_letters",
+        "Entries in a target's dead-letter tree."
+    );
+    describe_gauge!(
+        "poomgo_outbox_oldest_age_seconds",
+        "Age of the oldest entry waiting in a target's outbox."
+    );
+    describe_counter!(
+        "poomgo_upstream_retries_total",
+        "Retried Poomgo API requests."
+    );
+    describe_counter!(
+        "poomgo_upstream_throttled_total",
+        "Poomgo API answers of 429 or with Retry-After."
+    );
+    Ok(handle)
+}
 
 pub fn upstream_retry() {
-    metrics::counter!("poomgo_upstream_retries_total").increment(1);
+    counter!("poomgo_upstream_retries_total").increment(1);
 }
 
 pub fn upstream_throttled() {
-    metrics::counter!("poomgo_upstream_throttled_total").increment(1);
+    counter!("poomgo_upstream_throttled_total").increment(1);
 }
 
 pub fn delivery(target: &str, outcome: &'static str) {
-    metrics::counter!("poomgo_deliveries_total", "target" => target.to_owned(), "outcome" => outcome).increment(1);
+    counter!("poomgo_deliveries_total", "target" => target.to_owned(), "outcome" => outcome)
+        .increment(1);
 }
 
 pub fn event(kind: crate::event::EventType) {
-    metrics::counter!("poomgo_events_total", "kind" => kind.as_str()).increment(1);
+    counter!("poomgo_events_total", "kind" => kind.as_str()).increment(1);
+}
+
+pub fn poll(ok: bool, took: Duration, pages: u32, invoices_tracked: usize) {
+    counter!("poomgo_polls_total", "outcome" => if ok { "ok" } else { "failed" }).increment(1);
+    histogram!("poomgo_poll_duration_seconds").record(took.as_secs_f64());
+    counter!("poomgo_poll_pages_total").increment(u64::from(pages));
+    gauge!("poomgo_invoices_tracked").set(invoices_tracked as f64);
+}
+
+pub fn poll_skipped() {
+    counter!("poomgo_poll_skipped_total").increment(1);
+}
+
+/// `oldest` is the enqueue time (Unix seconds) of the oldest pending entry.
+pub fn outbox(target: &str, depth: u64, dead: usize, oldest: Option<i64>) {
+    gauge!("poomgo_outbox_depth", "target" => target.to_owned()).set(depth as f64);
+    gauge!("poomgo_dead_letters", "target" => target.to_owned()).set(dead as f64);
+    let age = oldest.map_or(0, |t| (chrono::Utc::now().timestamp() - t).max(0));
+    gauge!("poomgo_outbox_oldest_age_seconds", "target" => target.to_owned()).set(age as f64);
 }

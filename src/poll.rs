@@ -16,6 +16,7 @@ use crate::delivery::{self, Sender, Target};
 use crate::diff::{DiffContext, Observation, diff};
 use crate::poomgo::{PoomgoClient, PoomgoError, ScanPage, poll_window};
 use crate::render::Renderer;
+use crate::shutdown::Shutdown;
 use crate::status::StatusTable;
 use crate::store::{PageBatch, Store, StoreError};
 
@@ -31,12 +32,24 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config) -> anyhow::Result<App> {
-        let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+        let http =
+            crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
         let client = PoomgoClient::new(&config.poomgo, http.clone())?;
-        let Delivery { statuses, sender, targets } = Delivery::new(&config, http)?;
+        let Delivery {
+            statuses,
+            sender,
+            targets,
+        } = Delivery::new(&config, http)?;
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         let store = Store::open(&config.store_path(), config.store.cache_mb, &names)?;
-        Ok(App { sender, config, store, client, statuses, targets })
+        Ok(App {
+            sender,
+            config,
+            store,
+            client,
+            statuses,
+            targets,
+        })
     }
 
     pub fn load(config_path: &Path) -> anyhow::Result<App> {
@@ -69,7 +82,11 @@ impl Delivery {
                 );
             }
         }
-        Ok(Delivery { statuses, sender: Sender::new(http, Arc::new(renderer)), targets })
+        Ok(Delivery {
+            statuses,
+            sender: Sender::new(http, Arc::new(renderer)),
+            targets,
+        })
     }
 }
 
@@ -105,6 +122,17 @@ pub async fn poll(
     options: PollOptions,
     now: DateTime<Utc>,
 ) -> Result<PollReport, PollError> {
+    poll_until(app, options, now, &Shutdown::new()).await
+}
+
+/// As [`poll`], stopping after the page being committed when `stop` fires
+/// (the pages not yet fetched are abandoned, uncommitted).
+pub async fn poll_until(
+    app: &App,
+    options: PollOptions,
+    now: DateTime<Utc>,
+    stop: &Shutdown,
+) -> Result<PollReport, PollError> {
     let baseline = !app.store.baseline_done()? && !options.notify_existing;
     let mut report = PollReport {
         baseline,
@@ -123,6 +151,13 @@ pub async fn poll(
             Ok(page) => {
                 let batch = diff_page(app, &page, &ctx, &mut report)?;
                 app.store.commit_page(&batch)?;
+                if stop.is_triggered() {
+                    report.scan_error = Some(format!(
+                        "the poll was interrupted by shutdown after page {}",
+                        page.number
+                    ));
+                    break;
+                }
             }
             Err(e) => {
                 report.scan_error_is_configuration = e.is_configuration();
@@ -204,8 +239,9 @@ pub struct DeliveryReport {
 /// Drains every target's outbox (targets one after another, each in order).
 pub async fn deliver_all(app: &App) -> Result<DeliveryReport, StoreError> {
     let mut report = DeliveryReport::default();
+    let never = Shutdown::new();
     for target in &app.targets {
-        let r = delivery::drain(&app.store, &app.sender, target).await?;
+        let r = delivery::drain(&app.store, &app.sender, target, &never).await?;
         report.delivered += r.delivered;
         report.pending += r.pending;
         if let Some(reason) = r.failure {

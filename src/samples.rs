@@ -28,7 +28,10 @@ fn row() -> Row {
         subsidiary_code: None,
         release_code: Some("R20261201000123".into()),
         receiver_data: Some(person.clone()),
-        customer_data: Some(Person { postcode: None, ..person }),
+        customer_data: Some(Person {
+            postcode: None,
+            ..person
+        }),
         deal_name: Some("무선 키보드 \"K10\" <블랙> & 케이블".into()),
         deal_option_name: Some("블랙".into()),
         created_at: Some("2026-12-01T01:02:03.004Z".into()),
@@ -67,22 +70,57 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
     let code = "380424004285";
     let (previous, seen, canceled) = match kind {
         EventType::Assigned => (None, invoice(false, false, None, code), false),
-        EventType::Printed => (Some(snapshot(false, false, None)), invoice(true, false, None, code), false),
-        EventType::Closed => (Some(snapshot(true, false, None)), invoice(true, true, None, code), false),
-        EventType::CodeChanged => (Some(snapshot(true, true, Some(OUT))), invoice(true, true, Some(OUT), "380424009999"), false),
-        EventType::StatusChanged => (Some(snapshot(true, true, Some(OUT))), invoice(true, true, Some(DELIVERED), code), false),
-        EventType::Canceled => (Some(snapshot(true, false, None)), invoice(true, false, None, code), true),
+        EventType::Printed => (
+            Some(snapshot(false, false, None)),
+            invoice(true, false, None, code),
+            false,
+        ),
+        EventType::Closed => (
+            Some(snapshot(true, false, None)),
+            invoice(true, true, None, code),
+            false,
+        ),
+        EventType::CodeChanged => (
+            Some(snapshot(true, true, Some(OUT))),
+            invoice(true, true, Some(OUT), "380424009999"),
+            false,
+        ),
+        EventType::StatusChanged => (
+            Some(snapshot(true, true, Some(OUT))),
+            invoice(true, true, Some(DELIVERED), code),
+            false,
+        ),
+        EventType::Canceled => (
+            Some(snapshot(true, false, None)),
+            invoice(true, false, None, code),
+            true,
+        ),
     };
     let row = row();
-    let ctx = DiffContext { now, statuses, baseline: false };
-    diff(previous.as_ref(), Observation { row: &row, invoice: &seen, canceled }, &ctx)
-        .event
-        .expect("every sample is a change")
+    let ctx = DiffContext {
+        now,
+        statuses,
+        baseline: false,
+    };
+    diff(
+        previous.as_ref(),
+        Observation {
+            row: &row,
+            invoice: &seen,
+            canceled,
+        },
+        &ctx,
+    )
+    .event
+    .expect("every sample is a change")
 }
 
 /// One sample event of every kind.
 pub fn all(statuses: &StatusTable, now: DateTime<Utc>) -> Vec<Event> {
-    EventType::ALL.into_iter().map(|k| event(k, statuses, now)).collect()
+    EventType::ALL
+        .into_iter()
+        .map(|k| event(k, statuses, now))
+        .collect()
 }
 
 #[cfg(test)]

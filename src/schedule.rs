@@ -35,3 +35,56 @@ pub fn validate(schedule: &ScheduleConfig) -> Result<(), (String, String)> {
     })?;
     Ok(())
 }
+
+/// The longest gap between two of the next few runs of `cron` in `tz`: what
+/// "an interval" means for health (an irregular schedule counts its longest).
+pub fn longest_interval(
+    cron: &croner::Cron,
+    tz: chrono_tz::Tz,
+    from: chrono::DateTime<chrono::Utc>,
+) -> std::time::Duration {
+    let mut at = from.with_timezone(&tz);
+    let mut longest = chrono::Duration::zero();
+    let mut previous = None;
+    for _ in 0..8 {
+        let Ok(next) = cron.find_next_occurrence(&at, false) else {
+            break;
+        };
+        if let Some(p) = previous {
+            longest = longest.max(next.clone() - p);
+        }
+        previous = Some(next.clone());
+        at = next;
+    }
+    longest
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(300))
+        .max(std::time::Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn six_fields_seconds_first() {
+        assert!(parse_cron("0 */5 * * * *").is_ok());
+        let e = parse_cron("*/5 * * * *").unwrap_err();
+        assert!(e.contains("seconds first"), "{e}");
+        assert!(parse_cron("0 61 * * * *").is_err());
+    }
+
+    #[test]
+    fn intervals_follow_the_schedule() {
+        let tz: chrono_tz::Tz = "Asia/Seoul".parse().unwrap();
+        let from = chrono::Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 30).unwrap();
+        let every_five_minutes = parse_cron("0 */5 * * * *").unwrap();
+        assert_eq!(
+            longest_interval(&every_five_minutes, tz, from).as_secs(),
+            300
+        );
+        let every_second = parse_cron("* * * * * *").unwrap();
+        assert_eq!(longest_interval(&every_second, tz, from).as_secs(), 1);
+    }
+}

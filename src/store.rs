@@ -251,6 +251,15 @@ impl Store {
         Ok(pruned)
     }
 
+    /// A small write, to tell whether the store still takes writes (health).
+    pub fn probe_write(&self) -> Result<(), StoreError> {
+        self.meta.insert(
+            b"health_probe",
+            &chrono::Utc::now().timestamp().to_be_bytes(),
+        )?;
+        Ok(())
+    }
+
     /// Makes everything written so far durable.
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;

@@ -28,6 +28,7 @@ use crate::config::{Config, TargetConfig, TargetKind};
 use crate::event::{Event, EventType};
 use crate::poomgo::{describe, parse_retry_after, snippet};
 use crate::render::{RenderError, Renderer};
+use crate::shutdown::Shutdown;
 use crate::store::{OutboxEntry, Store, StoreError};
 use signature::SigningKey;
 
@@ -235,18 +236,24 @@ pub struct DrainReport {
     pub pending: u64,
     /// The failure that stopped the drain, worded for a person.
     pub failure: Option<String>,
+    /// What the receiver asked for with `Retry-After`, if it did.
+    pub retry_after: Option<Duration>,
 }
 
 /// Sends `target`'s outbox oldest first and stops at the first failure, so
-/// one invoice's events are never delivered out of order.
+/// one invoice's events are never delivered out of order. When `stop` fires
+/// no new send starts; the one in flight finishes.
 pub async fn drain(
     store: &Store,
     sender: &Sender,
     target: &Target,
+    stop: &Shutdown,
 ) -> Result<DrainReport, StoreError> {
     let outbox = store.outbox(&target.name)?;
     let mut report = DrainReport::default();
-    while let Some((seq, entry)) = outbox.first()? {
+    while !stop.is_triggered()
+        && let Some((seq, entry)) = outbox.first()?
+    {
         match sender.send(target, &entry).await {
             Ok(()) => {
                 outbox.remove(seq)?;
@@ -254,6 +261,9 @@ pub async fn drain(
                 crate::metrics::delivery(&target.name, "delivered");
             }
             Err(e) => {
+                if let SendError::Transient { retry_after, .. } = &e {
+                    report.retry_after = *retry_after;
+                }
                 let reason = e.to_string();
                 tracing::warn!(target = %target.name, event_id = %entry.event_id, attempt = entry.attempts + 1, %reason, "delivery failed");
                 crate::metrics::delivery(&target.name, "failed");
@@ -263,6 +273,15 @@ pub async fn drain(
             }
         }
     }
-    report.pending = outbox.len() as u64;
+    report.pending = record_outbox_metrics(store, &target.name)?;
     Ok(report)
+}
+
+/// Sets the outbox gauges of `target`; returns its depth.
+pub fn record_outbox_metrics(store: &Store, target: &str) -> Result<u64, StoreError> {
+    let outbox = store.outbox(target)?;
+    let depth = outbox.len() as u64;
+    let oldest = outbox.first()?.map(|(_, e)| e.enqueued_at);
+    crate::metrics::outbox(target, depth, store.dead_letter_count(target), oldest);
+    Ok(depth)
 }

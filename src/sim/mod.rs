@@ -190,7 +190,9 @@ impl Simulator {
 
     /// The most order requests that were ever being answered at once.
     pub fn max_in_flight(&self) -> u64 {
-        self.shared.max_in_flight.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stops serving and waits for the server to finish.

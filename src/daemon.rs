@@ -1,0 +1,341 @@
+//! `poomgo-notifier run`: the daemon.
+//!
+//! - **Schedule.** tokio-cron-scheduler fires ticks from `schedule.cron` in
+//!   `schedule.timezone`. It would start a job again while the last run is
+//!   still going, so every tick first takes the poll lock with `try_lock`:
+//!   a tick that finds a poll running is skipped, logged and counted.
+//! - **Delivery workers**, one per target, drain their outbox whenever a
+//!   poll commits something and retry failures on their own back-off, so a
+//!   retry never waits for the next tick.
+//! - **Health.** `/healthz` is 200 while the last successful poll is within
+//!   three schedule intervals and the store takes a write; 503 with a JSON
+//!   reason otherwise. Consecutive failures are logged once when they start
+//!   and once when they end, not on every tick.
+//! - **Shutdown.** SIGINT or SIGTERM: stop scheduling; the poll in progress
+//!   commits the page it is on and abandons the rest; no new send starts and
+//!   the ones in flight get `shutdown_grace`; then sled is flushed and the
+//!   process exits 0. Nothing committed is lost, because an outbox entry is
+//!   only removed after a 2xx and the next run picks up where this one stopped.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use axum::{Json, Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
+use chrono::{DateTime, Utc};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tokio::{sync::Notify, task::JoinSet};
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::delivery::drain;
+use crate::poll::{App, PollOptions, poll_until};
+use crate::retry::RetryPolicy;
+use crate::shutdown::Shutdown;
+
+/// What `/healthz` reports from.
+struct Health {
+    last_success: Mutex<Option<DateTime<Utc>>>,
+    failures: AtomicU32,
+    last_error: Mutex<Option<String>>,
+    interval: Duration,
+}
+
+/// Everything a tick needs.
+struct Poller {
+    app: Arc<App>,
+    health: Arc<Health>,
+    wakes: Vec<Arc<Notify>>,
+    lock: tokio::sync::Mutex<()>,
+    shutdown: Shutdown,
+}
+
+pub async fn run(app: App) -> anyhow::Result<()> {
+    let metrics = crate::metrics::install()?;
+    let app = Arc::new(app);
+    let shutdown = Shutdown::new();
+    let cron =
+        crate::schedule::parse_cron(&app.config.schedule.cron).map_err(anyhow::Error::msg)?;
+    let tz: chrono_tz::Tz = app
+        .config
+        .schedule
+        .timezone
+        .parse()
+        .map_err(|_| anyhow::anyhow!("`schedule.timezone` is not a time zone"))?;
+    let interval = crate::schedule::longest_interval(&cron, tz, Utc::now());
+    let last_success = app
+        .store
+        .last_successful_poll()?
+        .and_then(|t| DateTime::from_timestamp(t, 0));
+    let health = Arc::new(Health {
+        last_success: Mutex::new(last_success),
+        failures: AtomicU32::new(0),
+        last_error: Mutex::new(None),
+        interval,
+    });
+
+    if let Some(addr) = app.config.admin.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on `admin.listen` = {addr}"))?;
+        let local = listener.local_addr()?;
+        println!("admin HTTP on http://{local} (/healthz, /metrics)");
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics_text))
+            .with_state(AdminState {
+                app: app.clone(),
+                health: health.clone(),
+                metrics,
+            });
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin HTTP stopped");
+            }
+        });
+    }
+
+    let mut workers = JoinSet::new();
+    let mut wakes = Vec::new();
+    for index in 0..app.targets.len() {
+        let wake = Arc::new(Notify::new());
+        wakes.push(wake.clone());
+        workers.spawn(worker(app.clone(), index, wake, shutdown.clone()));
+    }
+
+    let poller = Arc::new(Poller {
+        app: app.clone(),
+        health,
+        wakes,
+        lock: tokio::sync::Mutex::new(()),
+        shutdown: shutdown.clone(),
+    });
+    let mut scheduler = JobScheduler::new()
+        .await
+        .context("cannot start the scheduler")?;
+    let ticking = poller.clone();
+    let job = Job::new_async_tz(app.config.schedule.cron.as_str(), tz, move |_, _| {
+        let poller = ticking.clone();
+        Box::pin(async move { poller.tick().await })
+    })
+    .map_err(|e| anyhow::anyhow!("`schedule.cron`: the scheduler refused it: {e}"))?;
+    scheduler
+        .add(job)
+        .await
+        .context("cannot schedule the poll")?;
+    scheduler
+        .start()
+        .await
+        .context("cannot start the scheduler")?;
+    tracing::info!(cron = %app.config.schedule.cron, timezone = %tz, targets = app.targets.len(), "poomgo-notifier is running");
+
+    wait_for_signal().await?;
+    tracing::info!(
+        grace_secs = app.config.shutdown_grace.as_secs_f64(),
+        "shutting down"
+    );
+    shutdown.trigger();
+    let _ = scheduler.shutdown().await;
+    let deadline = tokio::time::Instant::now() + app.config.shutdown_grace;
+    if tokio::time::timeout_at(deadline, poller.lock.lock())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the poll in progress did not finish its page within the grace period; its uncommitted pages are abandoned"
+        );
+    }
+    let drained = tokio::time::timeout_at(deadline, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "sends still in flight after the grace period were cut off; they stay in the outbox and are sent again"
+        );
+        workers.abort_all();
+    }
+    app.store.flush().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+impl Poller {
+    async fn tick(&self) {
+        if self.shutdown.is_triggered() {
+            return;
+        }
+        let Ok(_running) = self.lock.try_lock() else {
+            crate::metrics::poll_skipped();
+            tracing::warn!("cron tick skipped: the previous poll is still running");
+            return;
+        };
+        let started = Instant::now();
+        let now = Utc::now();
+        let outcome = poll_until(&self.app, PollOptions::default(), now, &self.shutdown).await;
+        let took = started.elapsed();
+        let (ok, error, pages) = match &outcome {
+            Ok(r) => (r.scan_error.is_none(), r.scan_error.clone(), r.pages),
+            Err(e) => (false, Some(e.to_string()), 0),
+        };
+        crate::metrics::poll(ok, took, pages, self.app.store.snapshot_count());
+        if let Ok(r) = &outcome {
+            tracing::info!(
+                ok,
+                pages = r.pages,
+                invoices = r.invoices_seen,
+                events = r.events,
+                queued = r.outbox_entries,
+                baseline = r.baseline,
+                pruned = r.pruned,
+                took_ms = took.as_millis() as u64,
+                "poll finished"
+            );
+            for target in &self.app.targets {
+                if let Err(e) =
+                    crate::delivery::record_outbox_metrics(&self.app.store, &target.name)
+                {
+                    tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+                }
+            }
+            if r.outbox_entries > 0 {
+                for wake in &self.wakes {
+                    wake.notify_one();
+                }
+            }
+        }
+        self.record(ok, now, error);
+    }
+
+    /// Updates health; logs only when polls start or stop failing.
+    fn record(&self, ok: bool, at: DateTime<Utc>, error: Option<String>) {
+        let h = &self.health;
+        if ok {
+            *h.last_success.lock().expect("health lock") = Some(at);
+            *h.last_error.lock().expect("health lock") = None;
+            let failed = h.failures.swap(0, Ordering::SeqCst);
+            if failed > 0 {
+                tracing::info!(failed_polls = failed, "polls recovered");
+            }
+        } else {
+            let reason = error.unwrap_or_else(|| "unknown".into());
+            if self.shutdown.is_triggered() {
+                return;
+            }
+            if h.failures.fetch_add(1, Ordering::SeqCst) == 0 {
+                tracing::error!(%reason, "polls are failing; /healthz turns 503 after three intervals without success");
+            }
+            *h.last_error.lock().expect("health lock") = Some(reason);
+        }
+    }
+}
+
+/// Drains one target's outbox whenever woken, and on its own back-off after
+/// a failure; stops when shutdown fires (a send in flight finishes first).
+async fn worker(app: Arc<App>, index: usize, wake: Arc<Notify>, mut shutdown: Shutdown) {
+    let target = &app.targets[index];
+    let backoff = RetryPolicy::exponential(10, Duration::from_secs(1), Duration::from_secs(300));
+    let mut failures = 0u32;
+    loop {
+        if shutdown.is_triggered() {
+            return;
+        }
+        let wait = match drain(&app.store, &app.sender, target, &shutdown).await {
+            Ok(report) if report.failure.is_none() => {
+                failures = 0;
+                None
+            }
+            Ok(report) => {
+                failures = (failures + 1).min(backoff.attempts() - 1);
+                backoff.wait_after(failures, report.retry_after)
+            }
+            Err(e) => {
+                tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+                Some(Duration::from_secs(5))
+            }
+        };
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = wake.notified(), if wait.is_none() => {}
+            _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+        }
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    app: Arc<App>,
+    health: Arc<Health>,
+    metrics: PrometheusHandle,
+}
+
+async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
+    let h = &s.health;
+    let last = *h.last_success.lock().expect("health lock");
+    let failures = h.failures.load(Ordering::SeqCst);
+    let last_error = h.last_error.lock().expect("health lock").clone();
+    let limit = h.interval * 3;
+    let unhealthy = |reason: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unhealthy",
+                "reason": reason,
+                "last_successful_poll": last.map(|t| t.to_rfc3339()),
+                "consecutive_failed_polls": failures,
+                "last_error": last_error,
+            })),
+        )
+    };
+    let Some(at) = last else {
+        return unhealthy("no poll has succeeded yet".into());
+    };
+    let age = (Utc::now() - at).to_std().unwrap_or_default();
+    if age > limit {
+        return unhealthy(format!(
+            "the last successful poll was {}s ago, more than three intervals ({}s)",
+            age.as_secs(),
+            limit.as_secs()
+        ));
+    }
+    if let Err(e) = s.app.store.probe_write() {
+        return unhealthy(format!("the store is not writable: {e}"));
+    }
+    (
+        StatusCode::OK,
+        Json(json!({
+            "status": "ok",
+            "last_successful_poll": at.to_rfc3339(),
+            "consecutive_failed_polls": failures,
+        })),
+    )
+}
+
+async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
+}
