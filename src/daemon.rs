@@ -208,6 +208,7 @@ impl Poller {
                 baseline = r.baseline,
                 pruned = r.pruned,
                 took_ms = took.as_millis() as u64,
+                error = r.scan_error.as_deref().unwrap_or(""),
                 "poll finished"
             );
             for target in &self.app.targets {

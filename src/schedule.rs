@@ -51,9 +51,9 @@ pub fn longest_interval(
             break;
         };
         if let Some(p) = previous {
-            longest = longest.max(next.clone() - p);
+            longest = longest.max(next - p);
         }
-        previous = Some(next.clone());
+        previous = Some(next);
         at = next;
     }
     longest

@@ -3,7 +3,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    process::{Command, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
@@ -11,26 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
 
-use crate::support::{LOOPBACK, pipeline_toml, received};
-
-const BIN: &str = env!("CARGO_BIN_EXE_poomgo-notifier");
-
-fn poll_command(config: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["poll", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    c
-}
-
-/// Runs a command to its end off the async runtime, which must keep serving
-/// the in-process simulator meanwhile.
-async fn output(mut command: Command) -> std::process::Output {
-    tokio::task::spawn_blocking(move || command.output().unwrap())
-        .await
-        .unwrap()
-}
+use crate::support::{LOOPBACK, output, pipeline_toml, poll_command, received};
 
 fn webhook_target(server: &MockServer) -> String {
     format!(

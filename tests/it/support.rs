@@ -114,3 +114,38 @@ pub async fn received(server: &wiremock::MockServer, path: &str) -> Vec<wiremock
         .filter(|r| r.url.path() == path)
         .collect()
 }
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_poomgo-notifier");
+
+pub fn poll_command(config: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(BIN);
+    c.args(["poll", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs a command to its end off the async runtime, which must keep serving
+/// the in-process simulator meanwhile.
+pub async fn output(mut command: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Waits until `check` holds, polling every 50 ms; fails the test after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            started.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,483 @@
+//! `run`, the daemon, as a real process: schedule, delivery workers,
+//! shutdown on SIGTERM, /healthz and /metrics, and what its logs never say.
+
+use std::{
+    collections::{HashMap, HashSet},
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+
+use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
+
+use crate::support::{BIN, LOOPBACK, SECRET, eventually, output, poll_command, received};
+
+const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
+const SLACK_PATH: &str = "/services/T0SECRET/B0SECRET/XOXTOKEN123";
+
+struct Daemon {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `run` and reads the admin address it prints.
+    async fn start(config: &Path, log: PathBuf) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("POOMGO_API_KEY", API_KEY)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        let admin = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no admin address in {line:?}"))
+            .to_owned();
+        Daemon { child, admin, log }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("{}{path}", self.admin)).await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn health(&self) -> u16 {
+        self.get("/healthz").await.0
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    async fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), std::fs::read_to_string(&self.log).unwrap());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the daemon did not stop within {limit:?} of SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn config(sim: &Simulator, server: &MockServer, dir: &Path, extra_poomgo: &str) -> PathBuf {
+    let text = format!(
+        r#"
+shutdown_grace = "10s"
+[poomgo]
+base_url = "{sim}"
+api_key = "${{POOMGO_API_KEY}}"
+retry_base = "10ms"
+retry_max = "100ms"
+{extra_poomgo}
+[schedule]
+cron = "* * * * * *"
+[admin]
+listen = "127.0.0.1:0"
+[store]
+path = "{store}"
+cache_mb = 8
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{uri}/erp"
+secret = "{SECRET}"
+include_personal_data = true
+[[targets]]
+name = "cs-slack"
+kind = "slack"
+url = "{uri}{SLACK_PATH}"
+events = ["invoice.status_changed", "invoice.canceled"]
+"#,
+        sim = sim.base_url(),
+        store = dir.join("store").display(),
+        uri = server.uri()
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn sim(orders: usize) -> Simulator {
+    Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders,
+            api_key: API_KEY.into(),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+async fn receiver(delay: Duration) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_delay(delay))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The ids of the events that must follow `change`: one per invoice that is
+/// new or differs afterwards, each its first revision after the baseline.
+fn changes(sim: &Simulator, change: impl FnOnce()) -> HashSet<String> {
+    let state = |sim: &Simulator| -> HashMap<String, _> {
+        sim.invoices()
+            .into_iter()
+            .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
+            .collect()
+    };
+    let before = state(sim);
+    change();
+    let after = state(sim);
+    after
+        .iter()
+        .filter(|(id, now)| before.get(*id) != Some(now))
+        .map(|(id, _)| format!("{id}-1"))
+        .collect()
+}
+
+fn ids(requests: &[wiremock::Request]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `name{labels} value` from Prometheus text, parsed by a Prometheus parser.
+fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("/metrics is Prometheus text");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn the_daemon_delivers_changes_as_time_moves_and_its_metrics_match_the_receivers() {
+    let sim = sim(400).await;
+    let server = receiver(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&sim, &server, dir.path(), ""),
+        dir.path().join("run.log"),
+    )
+    .await;
+    eventually("the baseline poll", Duration::from_secs(15), || async {
+        daemon.health().await == 200
+    })
+    .await;
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "the baseline is silent"
+    );
+
+    let expected = changes(&sim, || {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.3,
+            new_orders: 0,
+        });
+    });
+    assert!(expected.len() > 10);
+    eventually(
+        "every change at the webhook receiver",
+        Duration::from_secs(20),
+        || async { received(&server, "/erp").await.len() >= expected.len() },
+    )
+    .await;
+    let erp = ids(&received(&server, "/erp").await);
+    assert_eq!(erp.iter().cloned().collect::<HashSet<_>>(), expected);
+    assert_eq!(erp.len(), expected.len(), "no duplicates");
+
+    // Give the last poll's gauges a moment, then compare metrics with what the receivers saw.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, text) = daemon.get("/metrics").await;
+    assert_eq!(status, 200);
+    let slack = received(&server, SLACK_PATH).await.len() as f64;
+    assert!(slack > 0.0);
+    assert_eq!(
+        metric(
+            &text,
+            "poomgo_deliveries_total",
+            &[("target", "erp"), ("outcome", "delivered")]
+        ),
+        erp.len() as f64
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "poomgo_deliveries_total",
+            &[("target", "cs-slack"), ("outcome", "delivered")]
+        ),
+        slack
+    );
+    assert_eq!(
+        metric(&text, "poomgo_events_total", &[]),
+        expected.len() as f64
+    );
+    assert!(metric(&text, "poomgo_polls_total", &[("outcome", "ok")]) >= 2.0);
+    assert_eq!(
+        metric(&text, "poomgo_outbox_depth", &[("target", "erp")]),
+        0.0
+    );
+    assert_eq!(
+        metric(&text, "poomgo_invoices_tracked", &[]),
+        sim.invoices().len() as f64
+    );
+
+    let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("poll finished"),
+        "the logs were captured: {log}"
+    );
+    for secret in [
+        API_KEY,
+        "XOXTOKEN123",
+        "T0SECRET",
+        SECRET.trim_start_matches("whsec_"),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the logs: {secret}");
+    }
+    for personal in sim.with_merchant(|m| {
+        m.orders
+            .iter()
+            .take(50)
+            .filter_map(|o| o.receiver.mobile.clone())
+            .collect::<Vec<_>>()
+    }) {
+        assert!(!log.contains(&personal), "a phone number reached the logs");
+    }
+}
+
+#[tokio::test]
+async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
+    let sim = sim(50).await;
+    let server = receiver(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&sim, &server, dir.path(), "max_attempts = 1"),
+        dir.path().join("run.log"),
+    )
+    .await;
+    eventually("healthy", Duration::from_secs(15), || async {
+        daemon.health().await == 200
+    })
+    .await;
+    sim.add_fault(FaultRule::parse("500").unwrap());
+    eventually("unhealthy", Duration::from_secs(15), || async {
+        daemon.health().await == 503
+    })
+    .await;
+    let (_, body) = daemon.get("/healthz").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["reason"].as_str().unwrap().contains("three intervals"),
+        "{body}"
+    );
+    assert!(v["consecutive_failed_polls"].as_u64().unwrap() >= 3);
+    assert!(
+        v["last_error"].as_str().unwrap().contains("HTTP 500"),
+        "{body}"
+    );
+    sim.clear_faults();
+    eventually("healthy again", Duration::from_secs(15), || async {
+        daemon.health().await == 200
+    })
+    .await;
+    let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        log.matches("polls are failing").count(),
+        1,
+        "failure is logged once per state change: {log}"
+    );
+    assert_eq!(log.matches("polls recovered").count(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_poll_never_overlaps_the_next_and_sigterm_mid_poll_exits_cleanly() {
+    let sim = sim(100).await;
+    sim.add_fault(FaultRule::parse("slow:1500ms").unwrap());
+    let server = receiver(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(
+            &sim,
+            &server,
+            dir.path(),
+            "concurrency = 1\nrequest_timeout = \"10s\"",
+        ),
+        dir.path().join("run.log"),
+    )
+    .await;
+    eventually("a few slow polls", Duration::from_secs(20), || async {
+        sim.requests() >= 3
+    })
+    .await;
+    let (_, text) = daemon.get("/metrics").await;
+    assert!(
+        metric(&text, "poomgo_poll_skipped_total", &[]) >= 1.0,
+        "ticks were skipped: {text}"
+    );
+    assert_eq!(sim.max_in_flight(), 1, "never two polls at once");
+    eventually("a poll in progress", Duration::from_secs(5), || async {
+        sim.requests() >= 4
+    })
+    .await;
+    let (code, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("cron tick skipped"));
+}
+
+#[tokio::test]
+async fn sigterm_during_a_poll_loses_nothing() {
+    let sim = sim(3000).await;
+    let server = receiver(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, &server, dir.path(), "page_size = 100");
+    let mut baseline = poll_command(&config);
+    baseline.env("POOMGO_API_KEY", API_KEY);
+    assert!(output(baseline).await.status.success());
+    let expected = changes(&sim, || {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.3,
+            new_orders: 0,
+        });
+    });
+    sim.add_fault(FaultRule::parse("slow:150ms").unwrap());
+    let before = sim.requests();
+    let daemon = Daemon::start(&config, dir.path().join("run.log")).await;
+    eventually("the poll under way", Duration::from_secs(15), || async {
+        sim.requests() >= before + 6
+    })
+    .await;
+    let (code, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("the poll was interrupted by shutdown after page"),
+        "SIGTERM landed mid-poll: {log}"
+    );
+    sim.clear_faults();
+
+    // The store reopens and a later run delivers everything, once.
+    let mut later = poll_command(&config);
+    later.env("POOMGO_API_KEY", API_KEY);
+    let out = output(later).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let erp = ids(&received(&server, "/erp").await);
+    assert_eq!(erp.len(), expected.len(), "no duplicates, none missing");
+    assert_eq!(erp.into_iter().collect::<HashSet<_>>(), expected);
+}
+
+#[tokio::test]
+async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
+    let sim = sim(300).await;
+    let slow = receiver(Duration::from_millis(1500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = config(&sim, &slow, dir.path(), "");
+    let daemon = Daemon::start(&config_path, dir.path().join("run.log")).await;
+    eventually("the baseline poll", Duration::from_secs(15), || async {
+        daemon.health().await == 200
+    })
+    .await;
+    let expected = changes(&sim, || {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.3,
+            new_orders: 0,
+        });
+    });
+    eventually("a send in flight", Duration::from_secs(15), || async {
+        !received(&slow, "/erp").await.is_empty()
+    })
+    .await;
+    let (code, log) = daemon.terminate(Duration::from_secs(12)).await;
+    assert_eq!(code, Some(0), "{log}");
+    let first = ids(&received(&slow, "/erp").await);
+    assert!(
+        !first.is_empty() && first.len() < expected.len(),
+        "stopped mid-outbox: {} of {}",
+        first.len(),
+        expected.len()
+    );
+
+    // A later run against a fast receiver delivers the rest; nothing twice.
+    let fast = receiver(Duration::ZERO).await;
+    let text = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace(&slow.uri(), &fast.uri());
+    std::fs::write(&config_path, text).unwrap();
+    let mut later = poll_command(&config_path);
+    later.env("POOMGO_API_KEY", API_KEY);
+    let out = output(later).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rest = ids(&received(&fast, "/erp").await);
+    let all: Vec<String> = first.iter().chain(&rest).cloned().collect();
+    let unique: HashSet<String> = all.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        all.len(),
+        "the send in flight at SIGTERM finished and was not sent again"
+    );
+    assert_eq!(unique, expected);
+}
