@@ -1,6 +1,7 @@
 //! Integration tests: one binary (compiled once), one module per capability.
 //! Everything talks to loopback only: the simulator, wiremock, test receivers.
 
+mod commands;
 mod daemon;
 mod poll;
 mod process;

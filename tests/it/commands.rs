@@ -1,0 +1,207 @@
+//! `check` and `preview` as an operator runs them.
+
+use std::{path::Path, process::Command};
+
+use poomgo_notifier::sim::{SimOptions, Simulator};
+
+use crate::support::{BIN, LOOPBACK, SECRET, output};
+
+const GOOD: &str = r#"
+[poomgo]
+base_url = "BASE"
+api_key = "${CHECK_KEY}"
+[[targets]]
+name = "cs-slack"
+kind = "slack"
+url = "http://127.0.0.1:9/services/T/B/X"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "http://127.0.0.1:9/erp"
+secret = "SECRET"
+include_personal_data = true
+"#;
+
+fn write(dir: &Path, config: &str, templates: &[(&str, &str)]) -> std::path::PathBuf {
+    for (name, body) in templates {
+        let path = dir.join("templates").join(format!("{name}.hbs"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config.replace("SECRET", SECRET)).unwrap();
+    path
+}
+
+async fn check(config: &Path, online: bool) -> (Option<i32>, String) {
+    let mut c = Command::new(BIN);
+    c.arg("check")
+        .arg("--config")
+        .arg(config)
+        .env("CHECK_KEY", "sim-key")
+        .env_remove("NOT_SET_ANYWHERE");
+    if online {
+        c.arg("--online");
+    }
+    let out = output(c).await;
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn check_passes_a_good_config_and_online_reports_whether_the_key_works() {
+    let sim = Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders: 40,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), &GOOD.replace("BASE", &sim.base_url()), &[]);
+    let (code, out) = check(&config, true).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ok   template slack/default: renders every change kind"),
+        "{out}"
+    );
+    assert!(out.contains("ok   target erp (webhook)"), "{out}");
+    assert!(out.contains("the key works (40 orders"), "{out}");
+    assert_eq!(sim.requests(), 1, "one call, page 1");
+
+    let wrong = write(
+        dir.path(),
+        &GOOD
+            .replace("BASE", &sim.base_url())
+            .replace("${CHECK_KEY}", "nope-key"),
+        &[],
+    );
+    let (code, out) = check(&wrong, true).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        out.contains("FAIL poomgo") && out.contains("rejected the key"),
+        "{out}"
+    );
+    assert!(!out.contains("nope-key"));
+}
+
+#[tokio::test]
+async fn check_rejects_each_kind_of_mistake_with_a_clear_message() {
+    let base = GOOD.replace("BASE", "http://127.0.0.1:9");
+    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+        (
+            base.replace(
+                "[[targets]]\nname = \"cs-slack\"",
+                "[[targets]]\nnmae = \"x\"\nname = \"cs-slack\"",
+            ),
+            vec![],
+            "`targets[0].nmae`: unknown field",
+        ),
+        (
+            base.replace("${CHECK_KEY}", "${NOT_SET_ANYWHERE}"),
+            vec![],
+            "`poomgo.api_key`: environment variable NOT_SET_ANYWHERE is not set",
+        ),
+        (
+            format!("{base}\n[schedule]\ncron = \"0 */5 * * *\"\n"),
+            vec![],
+            "`schedule.cron`: `0 */5 * * *` is not a valid schedule",
+        ),
+        (
+            base.clone(),
+            vec![("slack/default", "{\"text\": \"{{#each}}\"}")],
+            "template `slack/default`",
+        ),
+        (
+            base.clone(),
+            vec![("slack/default", "{\n  \"text\": \"{{order.orderKode}}\"\n}")],
+            "template `slack/default`: line 2",
+        ),
+    ];
+    for (config, templates, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), &config, &templates);
+        let (code, out) = check(&path, false).await;
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains("FAIL") && out.contains(expected),
+            "expected {expected:?} in:\n{out}"
+        );
+        assert!(!out.contains("panicked"));
+    }
+}
+
+#[tokio::test]
+async fn preview_prints_exactly_the_body_a_target_would_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(dir.path(), &GOOD.replace("BASE", "http://127.0.0.1:9"), &[]);
+    let run = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.arg("preview")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("CHECK_KEY", "k");
+        c
+    };
+    let out = output(run(&[
+        "--target",
+        "cs-slack",
+        "--kind",
+        "invoice.status_changed",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slack: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        slack["text"],
+        "[배송 상태 변경] 주문 20261201_000123 · 배송출발 → 배송완료"
+    );
+
+    let out = output(run(&["--target", "erp", "--kind", "invoice.canceled"])).await;
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["type"], "invoice.canceled");
+    assert_eq!(
+        body["receiver"]["name"], "홍길동",
+        "erp opted in to personal data"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("# webhook-id: 456000-3") && stderr.contains("# webhook-signature: v1,"),
+        "{stderr}"
+    );
+
+    // An event file round-trips: the body is that event, byte for byte as JSON.
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, &out.stdout).unwrap();
+    let again = output(run(&[
+        "--target",
+        "erp",
+        "--event",
+        event_file.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&again.stdout).unwrap(),
+        body
+    );
+
+    let out = output(run(&["--target", "nobody"])).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no target is named `nobody`: the config has cs-slack, erp")
+    );
+}
