@@ -96,7 +96,8 @@ async fn check_passes_a_good_config_and_online_reports_whether_the_key_works() {
 #[tokio::test]
 async fn check_rejects_each_kind_of_mistake_with_a_clear_message() {
     let base = GOOD.replace("BASE", "http://127.0.0.1:9");
-    let cases: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    type Templates = Vec<(&'static str, &'static str)>;
+    let cases: Vec<(String, Templates, &str)> = vec![
         (
             base.replace(
                 "[[targets]]\nname = \"cs-slack\"",
