@@ -2,7 +2,7 @@
 //! shutdown on SIGTERM, /healthz and /metrics, and what its logs never say.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -13,7 +13,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
 
-use crate::support::{BIN, LOOPBACK, SECRET, eventually, output, poll_command, received};
+use crate::support::{
+    BIN, LOOPBACK, SECRET, changes, eventually, ids, output, poll_command, received,
+};
 
 const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
 const SLACK_PATH: &str = "/services/T0SECRET/B0SECRET/XOXTOKEN123";
@@ -150,39 +152,6 @@ async fn receiver(delay: Duration) -> MockServer {
         .mount(&server)
         .await;
     server
-}
-
-/// The ids of the events that must follow `change`: one per invoice that is
-/// new or differs afterwards, each its first revision after the baseline.
-fn changes(sim: &Simulator, change: impl FnOnce()) -> HashSet<String> {
-    let state = |sim: &Simulator| -> HashMap<String, _> {
-        sim.invoices()
-            .into_iter()
-            .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
-            .collect()
-    };
-    let before = state(sim);
-    change();
-    let after = state(sim);
-    after
-        .iter()
-        .filter(|(id, now)| before.get(*id) != Some(now))
-        .map(|(id, _)| format!("{id}-1"))
-        .collect()
-}
-
-fn ids(requests: &[wiremock::Request]) -> Vec<String> {
-    requests
-        .iter()
-        .map(|r| {
-            r.headers
-                .get("webhook-id")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect()
 }
 
 /// `name{labels} value` from Prometheus text, parsed by a Prometheus parser.

@@ -8,7 +8,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 use poomgo_notifier::poll::{PollOptions, deliver_all, poll};
 use poomgo_notifier::sim::merchant::{STATUS_DELIVERED, STATUS_OUTFORDELIVERY};
 
-use crate::support::{SECRET, pipeline_app, received, simulator, verify_signature};
+use crate::support::{SECRET, ids, pipeline_app, received, simulator, verify_signature};
 
 async fn receiver(status: u16) -> MockServer {
     let server = MockServer::start().await;
@@ -309,29 +309,11 @@ async fn a_rejecting_receiver_keeps_the_outbox_and_a_later_poll_delivers_in_orde
         .await;
     let d = deliver_all(&app).await.unwrap();
     assert_eq!((d.delivered, d.pending), (report.events, 0));
-    let ids: Vec<String> = received(&server, "/erp")
-        .await
-        .iter()
-        .skip(1)
-        .map(|r| {
-            r.headers
-                .get("webhook-id")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let all = ids(&received(&server, "/erp").await);
+    let ids = &all[1..];
     assert_eq!(ids.len() as u64, report.events);
-    let first_refused = received(&server, "/erp").await[0]
-        .headers
-        .get("webhook-id")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
     assert_eq!(
-        ids[0], first_refused,
+        ids[0], all[0],
         "the refused event is retried first, with the same id"
     );
 }

@@ -2,7 +2,7 @@
 //! poll killed with SIGKILL mid-scan that loses and duplicates nothing.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -11,7 +11,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
 
-use crate::support::{LOOPBACK, output, pipeline_toml, poll_command, received};
+use crate::support::{LOOPBACK, changes, ids, output, pipeline_toml, poll_command, received};
 
 fn webhook_target(server: &MockServer) -> String {
     format!(
@@ -168,27 +168,14 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
         "baseline poll: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let before: HashMap<String, _> = sim
-        .invoices()
-        .into_iter()
-        .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
-        .collect();
-    sim.advance(AdvanceOptions {
-        steps: 1,
-        fraction: 0.2,
-        new_orders: 50,
-    });
-    let after: HashMap<String, _> = sim
-        .invoices()
-        .into_iter()
-        .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
-        .collect();
     // Every invoice that is new or differs gets exactly one event, revision 1.
-    let expected: HashSet<String> = after
-        .iter()
-        .filter(|(id, now)| before.get(*id) != Some(now))
-        .map(|(id, _)| format!("{id}-1"))
-        .collect();
+    let expected = changes(&sim, || {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.2,
+            new_orders: 50,
+        });
+    });
     assert!(
         expected.len() > 500,
         "a large change set: {}",
@@ -230,18 +217,7 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ids: Vec<String> = received(&server, "/erp")
-        .await
-        .iter()
-        .map(|r| {
-            r.headers
-                .get("webhook-id")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .to_owned()
-        })
-        .collect();
+    let ids = ids(&received(&server, "/erp").await);
     let unique: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "no event id delivered twice");
     let missing: Vec<_> = expected.difference(&unique).take(5).collect();

@@ -1,6 +1,9 @@
 //! Shared test fixtures: a simulator on port 0 and configs that point at it.
 
-use std::net::SocketAddr;
+use std::{
+    collections::{HashMap, HashSet},
+    net::SocketAddr,
+};
 
 use poomgo_notifier::{
     config::Config,
@@ -148,4 +151,37 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// The ids of the events that must follow `change`: one per invoice that is
+/// new or differs afterwards, each its first revision after the baseline.
+pub fn changes(sim: &Simulator, change: impl FnOnce()) -> HashSet<String> {
+    let state = |sim: &Simulator| -> HashMap<String, _> {
+        sim.invoices()
+            .into_iter()
+            .map(|(i, c)| (i.invoice_id.to_string(), (i, c)))
+            .collect()
+    };
+    let before = state(sim);
+    change();
+    let after = state(sim);
+    after
+        .iter()
+        .filter(|(id, now)| before.get(*id) != Some(now))
+        .map(|(id, _)| format!("{id}-1"))
+        .collect()
+}
+
+pub fn ids(requests: &[wiremock::Request]) -> Vec<String> {
+    requests
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("webhook-id")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect()
 }
