@@ -56,6 +56,7 @@ struct Poller {
 }
 
 pub async fn run(app: App) -> anyhow::Result<()> {
+    let mut signals = StopSignals::listen()?;
     let metrics = crate::metrics::install()?;
     let app = Arc::new(app);
     let shutdown = Shutdown::new();
@@ -138,7 +139,7 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         .context("cannot start the scheduler")?;
     tracing::info!(cron = %app.config.schedule.cron, timezone = %tz, targets = app.targets.len(), "poomgo-notifier is running");
 
-    wait_for_signal().await?;
+    signals.wait().await;
     tracing::info!(
         grace_secs = app.config.shutdown_grace.as_secs_f64(),
         "shutting down"
@@ -169,14 +170,28 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM, listened for from the start of `run`, so a signal that
+/// arrives while the daemon is still starting is not lost.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 impl Poller {

@@ -86,6 +86,11 @@ secret = "{DEMO_SECRET}"
     println!(
         "The first poll records the baseline silently; changes follow as time moves. Ctrl-C stops.\n"
     );
+    // Listen once, before the loop: a signal that arrives while a poll runs
+    // is kept for the next `recv` (a listener made per iteration would miss it).
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
     let mut interval = tokio::time::interval(options.every);
     loop {
         tokio::select! {
@@ -97,7 +102,8 @@ secret = "{DEMO_SECRET}"
                     println!("  ! {e}");
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break,
         }
     }
     drop(app);

@@ -227,3 +227,118 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
         "missing {missing:?}, unexpected {extra:?}"
     );
 }
+
+#[tokio::test]
+async fn json_logs_name_target_event_attempt_and_reason_of_a_failed_delivery() {
+    let sim = Simulator::start(
+        LOOPBACK,
+        SimOptions {
+            orders: 60,
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        pipeline_toml(&sim, dir.path(), &webhook_target(&server)),
+    )
+    .unwrap();
+    let mut first = poll_command(&config);
+    first
+        .arg("--notify-existing")
+        .arg("--log-format")
+        .arg("json");
+    let out = output(first).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let failure = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
+        .find(|v| v["fields"]["message"] == "delivery failed")
+        .unwrap_or_else(|| panic!("no delivery failure logged: {stderr}"));
+    assert_eq!(failure["level"], "WARN");
+    assert_eq!(failure["fields"]["target"], "erp");
+    assert!(
+        failure["fields"]["event_id"]
+            .as_str()
+            .unwrap()
+            .ends_with("-1")
+    );
+    assert_eq!(failure["fields"]["attempt"], 1);
+    assert_eq!(failure["fields"]["reason"], "HTTP 503");
+}
+
+#[tokio::test]
+async fn the_demo_shows_slack_messages_and_verified_webhooks_then_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args([
+            "demo", "--orders", "300", "--tick", "300ms", "--every", "1s",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let pid = child.id().to_string();
+    // Read every line to the end (a closed pipe would break the demo's output).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut lines = Vec::new();
+    let (mut slack, mut webhook) = (false, false);
+    let started = Instant::now();
+    while !(slack && webhook) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no alerts within 30 s: {lines:?}"
+        );
+        if let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+            slack |= line.starts_with("[slack #cs]");
+            webhook |= line.starts_with("[webhook erp]");
+            lines.push(line);
+        }
+    }
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    reader.join().unwrap();
+    let text = lines.join("\n");
+    assert!(text.contains("(baseline: recorded silently)"), "{text}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("[slack #cs] *")),
+        "{text}"
+    );
+    let hooks: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("[webhook erp]"))
+        .collect();
+    assert!(
+        !hooks.is_empty() && hooks.iter().all(|l| l.ends_with("(signature verified)")),
+        "{text}"
+    );
+    assert!(status.success(), "demo exits 0 on SIGTERM");
+}
