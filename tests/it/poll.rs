@@ -317,3 +317,50 @@ async fn a_rejecting_receiver_keeps_the_outbox_and_a_later_poll_delivers_in_orde
         "the refused event is retried first, with the same id"
     );
 }
+
+#[tokio::test]
+async fn final_invoices_unseen_for_retention_days_are_pruned_and_open_ones_kept() {
+    let sim = simulator(400).await;
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = pipeline_app(&sim, dir.path(), &targets(&server));
+    let now = Utc::now();
+    poll(&app, PollOptions::default(), now).await.unwrap();
+    let truth = sim.invoices();
+    let open = truth
+        .iter()
+        .filter(|(i, canceled)| {
+            !canceled
+                && !matches!(
+                    i.cargo_status_code_key.as_deref(),
+                    Some(
+                        "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED" | "INVOICE_CARGO_STATUS_RETURNED"
+                    )
+                )
+        })
+        .count();
+    assert!(open > 0 && open < truth.len());
+    assert_eq!(app.store.snapshot_count(), truth.len());
+
+    // 29 days on, the window no longer covers these orders: nothing is seen,
+    // nothing is pruned yet, and nothing is announced (never infer from absence).
+    let later = poll(
+        &app,
+        PollOptions::default(),
+        now + chrono::Duration::days(29),
+    )
+    .await
+    .unwrap();
+    assert_eq!((later.invoices_seen, later.events, later.pruned), (0, 0, 0));
+    // Past `retention_days` (30): the final ones go, the open ones stay.
+    let report = poll(
+        &app,
+        PollOptions::default(),
+        now + chrono::Duration::days(31),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.pruned as usize, truth.len() - open);
+    assert_eq!(app.store.snapshot_count(), open);
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
