@@ -64,6 +64,21 @@ pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A failure that retrying cannot fix: the config must change (a rejected
+/// API key, say). `main` exits with 2 for these, so a supervisor can stop
+/// restarting (systemd: `RestartPreventExitStatus=2`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NeedsOperator(pub String);
+
+/// The exit code for an error: 2 when the configuration must change, else 1.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    let configuration = error
+        .chain()
+        .any(|e| e.is::<NeedsOperator>() || e.is::<crate::config::ConfigError>());
+    if configuration { 2 } else { 1 }
+}
+
 /// `poomgo-notifier poll`: one poll, commit, deliver, exit.
 pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyhow::Result<()> {
     let app = crate::poll::App::load(config_path)?;
@@ -71,6 +86,9 @@ pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyh
     let delivery = crate::poll::deliver_all(&app).await?;
     println!("{}", summary(&report, &delivery));
     if let Some(e) = report.scan_error {
+        if report.scan_error_is_configuration {
+            return Err(NeedsOperator(e).into());
+        }
         anyhow::bail!(e);
     }
     if !delivery.failures.is_empty() {

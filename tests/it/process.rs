@@ -91,7 +91,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
 }
 
 #[tokio::test]
-async fn bad_config_and_rejected_keys_exit_non_zero_with_a_clear_reason() {
+async fn bad_config_and_rejected_keys_exit_2_with_a_clear_reason() {
     let sim = Simulator::start(
         LOOPBACK,
         SimOptions {
@@ -124,7 +124,11 @@ async fn bad_config_and_rejected_keys_exit_non_zero_with_a_clear_reason() {
         let mut command = poll_command(&config);
         command.env_remove("UNSET_FOR_THIS_TEST");
         let out = output(command).await;
-        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "2: the configuration must change"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains(expected),
