@@ -32,6 +32,7 @@ base_url = "http://127.0.0.1:$port"
 api_key = "sim-key"
 [store]
 path = "$work/store"
+cache_mb = ${CACHE_MB:-64}
 [[targets]]
 name = "erp"
 kind = "webhook"
