@@ -42,6 +42,13 @@ impl App {
         } = Delivery::new(&config, http)?;
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         let store = Store::open(&config.store_path(), config.store.cache_mb, &names)?;
+        for (target, pending) in store.orphaned_outboxes()? {
+            tracing::warn!(
+                target = %target,
+                pending,
+                "the store holds undelivered entries for a target that is no longer in the config; restore the target to deliver them"
+            );
+        }
         Ok(App {
             sender,
             config,

@@ -283,6 +283,28 @@ impl Store {
             })
     }
 
+    /// Outboxes left by targets that are no longer configured (renamed or
+    /// removed), with how many entries each still holds. They are never
+    /// delivered; the operator should know.
+    pub fn orphaned_outboxes(&self) -> Result<Vec<(String, usize)>, StoreError> {
+        let mut orphans = Vec::new();
+        for name in self.db.tree_names() {
+            let Some(target) = std::str::from_utf8(&name)
+                .ok()
+                .and_then(|n| n.strip_prefix("outbox/"))
+            else {
+                continue;
+            };
+            if !self.outboxes.contains_key(target) {
+                let pending = self.db.open_tree(&name)?.len();
+                if pending > 0 {
+                    orphans.push((target.to_owned(), pending));
+                }
+            }
+        }
+        Ok(orphans)
+    }
+
     pub fn dead_letter_count(&self, target: &str) -> usize {
         self.dead.get(target).map_or(0, |t| t.len())
     }
@@ -468,6 +490,25 @@ mod tests {
         assert!(store.baseline_done().unwrap());
         assert_eq!(store.last_successful_poll().unwrap(), Some(1234));
         assert_eq!(store.snapshot_count(), 1);
+    }
+
+    #[test]
+    fn outboxes_of_targets_no_longer_configured_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let store = Store::open(&path, 8, &["old", "kept"]).unwrap();
+            let batch = PageBatch {
+                snapshots: vec![],
+                entries: vec![("old".into(), entry("1-1")), ("kept".into(), entry("1-1"))],
+            };
+            store.commit_page(&batch).unwrap();
+        }
+        let store = Store::open(&path, 8, &["kept", "new"]).unwrap();
+        assert_eq!(
+            store.orphaned_outboxes().unwrap(),
+            vec![("old".to_owned(), 1)]
+        );
     }
 
     #[test]
