@@ -132,8 +132,8 @@ pub async fn poll(
     poll_until(app, options, now, &Shutdown::new()).await
 }
 
-/// As [`poll`], stopping after the page being committed when `stop` fires
-/// (the pages not yet fetched are abandoned, uncommitted).
+/// As [`poll`], stopping when `stop` fires: pages already committed stay,
+/// the page being fetched and the rest are abandoned, uncommitted.
 pub async fn poll_until(
     app: &App,
     options: PollOptions,
@@ -153,20 +153,28 @@ pub async fn poll_until(
     let mut scan = app
         .client
         .scan(poll_window(now, app.config.poomgo.lookback_days));
-    while let Some(page) = scan.next_page().await {
+    let mut stopped = stop.clone();
+    loop {
+        // A shutdown abandons the page being fetched (nothing of it is
+        // committed) rather than waiting out a slow upstream.
+        let page = tokio::select! {
+            biased;
+            _ = stopped.wait() => {
+                report.scan_error = Some(format!(
+                    "the poll was interrupted by shutdown; the {} page(s) before were committed",
+                    scan.stats().pages
+                ));
+                break;
+            }
+            page = scan.next_page() => page,
+        };
         match page {
-            Ok(page) => {
+            None => break,
+            Some(Ok(page)) => {
                 let batch = diff_page(app, &page, &ctx, &mut report)?;
                 app.store.commit_page(&batch)?;
-                if stop.is_triggered() {
-                    report.scan_error = Some(format!(
-                        "the poll was interrupted by shutdown after page {}",
-                        page.number
-                    ));
-                    break;
-                }
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 report.scan_error_is_configuration = e.is_configuration();
                 report.scan_error = Some(scan_error(&e));
                 break;

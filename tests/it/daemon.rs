@@ -375,7 +375,7 @@ async fn sigterm_during_a_poll_loses_nothing() {
     let (code, log) = daemon.terminate(Duration::from_secs(12)).await;
     assert_eq!(code, Some(0), "{log}");
     assert!(
-        log.contains("the poll was interrupted by shutdown after page"),
+        log.contains("the poll was interrupted by shutdown; the "),
         "SIGTERM landed mid-poll: {log}"
     );
     sim.clear_faults();
@@ -449,4 +449,27 @@ async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
         "the send in flight at SIGTERM finished and was not sent again"
     );
     assert_eq!(unique, expected);
+}
+
+#[tokio::test]
+async fn sigterm_abandons_a_hung_page_without_waiting_for_it() {
+    let sim = sim(50).await;
+    sim.add_fault(FaultRule::parse("slow:60s").unwrap());
+    let server = receiver(Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(
+        &config(&sim, &server, dir.path(), "request_timeout = \"120s\""),
+        dir.path().join("run.log"),
+    )
+    .await;
+    eventually(
+        "a page request hanging",
+        Duration::from_secs(10),
+        || async { sim.requests() >= 1 },
+    )
+    .await;
+    // The grace period is 10 s; a daemon that waited for the page would take 60.
+    let (code, log) = daemon.terminate(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("interrupted by shutdown"), "{log}");
 }
