@@ -5,5 +5,6 @@ mod commands;
 mod daemon;
 mod poll;
 mod process;
+mod properties;
 mod scan;
 mod support;
