@@ -328,8 +328,8 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
     let age = (Utc::now() - at).to_std().unwrap_or_default();
     if age > limit {
         return unhealthy(format!(
-            "the last successful poll was {}s ago, more than three intervals ({}s)",
-            age.as_secs(),
+            "the last successful poll was {:.1}s ago, more than three intervals ({}s)",
+            age.as_secs_f64(),
             limit.as_secs()
         ));
     }

