@@ -18,13 +18,24 @@
 //!   HTTP client with retry classification, page-by-page [`poomgo::Scan`]s.
 //! - [`sim`]: a loopback simulator of that API (generated merchant, moving
 //!   time, fault injection), for development, demos, tests and benchmarks.
-//! - [`config`]: `config.toml` with `${VAR}` substitution and validation.
-//! - [`event`]: the event model and its JSON; [`status`]: the cargo status table.
-//! - [`retry`]: the one retry policy type (a schedule of waits, as data).
-//! - [`delivery`]: per-target senders; [`delivery::signature`] signs webhooks.
-//! - [`schedule`]: cron parsing as the scheduler does it.
-//! - [`shutdown`]: the stop signal every long-running task holds.
-//! - [`commands`]: one function per CLI command; `main.rs` only parses arguments.
+//! - [`diff`]: pure change detection (snapshot + row → snapshot + event).
+//! - [`store`]: sled — snapshots, per-target outboxes, dead letters, meta;
+//!   one transaction per page.
+//! - [`event`]: the event model and its JSON; [`status`]: the cargo status
+//!   table; [`samples`]: sample events of every kind, made by `diff`.
+//! - [`render`]: handlebars with JSON- and Slack-safe escaping, strict mode.
+//! - [`delivery`]: shaping a request per target kind ([`delivery::slack`],
+//!   [`delivery::webhook`], [`delivery::signature`]), sending, draining an
+//!   outbox in order.
+//! - [`poll`]: one poll end to end (scan → diff → commit), then delivery.
+//! - [`daemon`]: `run` — cron ticks, delivery workers, shutdown, admin HTTP.
+//! - [`config`]: `config.toml` with `${VAR}` substitution and validation;
+//!   [`schedule`]: cron parsing as the scheduler does it.
+//! - [`retry`]: the one retry policy type (a schedule of waits, as data) and
+//!   the one rule for which HTTP statuses are worth retrying.
+//! - [`metrics`]: every metric name; [`shutdown`]: the stop signal.
+//! - [`commands`], [`demo`]: one function per CLI command; `main.rs` only
+//!   parses arguments.
 //!
 //! Secrets and personal data never reach a log line or an error: secrets are
 //! [`secrecy::SecretString`]s, personal fields have redacted `Debug`, and
