@@ -7,7 +7,7 @@
 //!    (an unset variable is an error naming the key that asked for it);
 //! 3. deserialize into [`Config`] with `deny_unknown_fields` everywhere, so a
 //!    misspelt key is an error rather than a silently ignored setting, then
-//!    [`Config::validate`] checks ranges and cross-field rules.
+//!    `Config::validate` checks ranges and cross-field rules.
 //!
 //! Defaults live once, in the `#[serde(default = ...)]` functions below, and
 //! the top-level `config.toml` documents each of them key by key.
