@@ -329,8 +329,44 @@ impl Config {
                 format!("{} is out of range: expected 1 to 366", p.lookback_days),
             );
         }
-        if p.max_attempts == 0 {
-            return bad("poomgo.max_attempts", "expected at least 1".into());
+        if !(1..=20).contains(&p.max_attempts) {
+            return bad(
+                "poomgo.max_attempts",
+                format!("{} is out of range: expected 1 to 20", p.max_attempts),
+            );
+        }
+        let hour = Duration::from_secs(3600);
+        for (key, value, min) in [
+            (
+                "poomgo.connect_timeout",
+                p.connect_timeout,
+                Duration::from_millis(10),
+            ),
+            (
+                "poomgo.request_timeout",
+                p.request_timeout,
+                Duration::from_millis(10),
+            ),
+            ("poomgo.retry_base", p.retry_base, Duration::from_millis(1)),
+            ("poomgo.retry_max", p.retry_max, Duration::from_millis(1)),
+            ("shutdown_grace", self.shutdown_grace, Duration::ZERO),
+        ] {
+            if value < min || value > hour {
+                return bad(
+                    key,
+                    format!(
+                        "{} is out of range: expected {} to 1h",
+                        humantime::format_duration(value),
+                        humantime::format_duration(min)
+                    ),
+                );
+            }
+        }
+        if p.retry_base > p.retry_max {
+            return bad(
+                "poomgo.retry_base",
+                "is longer than `poomgo.retry_max`".into(),
+            );
         }
         if let Err(m) = check_url(&p.base_url) {
             return bad("poomgo.base_url", format!("`{}` {m}", p.base_url));
@@ -374,6 +410,12 @@ impl Config {
             // The URL may carry a token (Slack's do): say what is wrong, never quote it.
             if let Err(m) = check_url(t.url.expose_secret()) {
                 return bad(&key("url"), format!("the URL {m}"));
+            }
+            if t.timeout < Duration::from_millis(10) || t.timeout > Duration::from_secs(3600) {
+                return bad(
+                    &key("timeout"),
+                    "is out of range: expected 10ms to 1h".into(),
+                );
             }
             if matches!(&t.events, Some(e) if e.is_empty()) {
                 return bad(&key("events"), "is empty, so the target would receive nothing: remove the key to receive every kind".into());
@@ -612,6 +654,17 @@ mod tests {
                 .unwrap_err()
                 .contains("`poomgo.api_key`: is required")
         );
+
+        let e = parse(&format!("{MINIMAL}retry_max = \"100000y\"\n")).unwrap_err();
+        assert!(
+            e.contains("`poomgo.retry_max`") && e.contains("out of range"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{MINIMAL}retry_base = \"1m\"\nretry_max = \"1s\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("`poomgo.retry_base`: is longer"), "{e}");
     }
 
     #[test]
