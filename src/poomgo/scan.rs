@@ -55,7 +55,7 @@ pub struct Scan {
     last_page: u32,
     in_flight: FuturesOrdered<PageFuture>,
     seen_rows: HashSet<u64>,
-    seen_invoices: HashSet<InvoiceId>,
+    seen_invoices: HashSet<SeenKey>,
     stats: ScanStats,
     finished: bool,
 }
@@ -155,8 +155,9 @@ impl Scan {
         let had_invoices = !row.invoices.is_empty() || !row.canceled_invoices.is_empty();
         let seen = &mut self.seen_invoices;
         row.canceled_invoices
-            .retain(|i| seen.insert(i.invoice_id.clone()));
-        row.invoices.retain(|i| seen.insert(i.invoice_id.clone()));
+            .retain(|i| seen.insert(SeenKey::of(&i.invoice_id)));
+        row.invoices
+            .retain(|i| seen.insert(SeenKey::of(&i.invoice_id)));
         let kept = row.invoices.len() + row.canceled_invoices.len();
         self.stats.invoices += kept as u64;
         let keep = kept > 0 || (new_row && !had_invoices);
@@ -164,5 +165,48 @@ impl Scan {
             self.stats.duplicate_rows += 1;
         }
         keep
+    }
+}
+
+/// How a scan remembers an invoice id it handed out. The ids seen so far are
+/// decimal numbers, kept as a `u64` (8 bytes instead of a heap string: this
+/// set is the one part of a scan that grows with the number of invoices).
+/// Anything else, including a number with leading zeros ("007" is not "7"),
+/// is kept as text, so two distinct ids never share a key.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum SeenKey {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl SeenKey {
+    fn of(id: &InvoiceId) -> SeenKey {
+        let s = id.as_str();
+        let canonical = !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'));
+        match s.parse::<u64>() {
+            Ok(n) if canonical => SeenKey::Number(n),
+            _ => SeenKey::Text(s.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distinct_ids_never_share_a_seen_key() {
+        let key = |s: &str| SeenKey::of(&InvoiceId(s.into()));
+        assert_eq!(key("456000"), SeenKey::Number(456000));
+        assert_ne!(key("007"), key("7"));
+        assert_ne!(key("+7"), key("7"));
+        assert_eq!(key("INV-1"), SeenKey::Text("INV-1".into()));
+        assert_eq!(key("0"), SeenKey::Number(0));
+        assert_eq!(
+            key("99999999999999999999999"),
+            SeenKey::Text("99999999999999999999999".into())
+        );
     }
 }
