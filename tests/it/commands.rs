@@ -2,9 +2,7 @@
 
 use std::{path::Path, process::Command};
 
-use poomgo_notifier::sim::{SimOptions, Simulator};
-
-use crate::support::{BIN, LOOPBACK, SECRET, output};
+use crate::support::{BIN, SECRET, output};
 
 const GOOD: &str = r#"
 [poomgo]
@@ -56,15 +54,7 @@ async fn check(config: &Path, online: bool) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn check_passes_a_good_config_and_online_reports_whether_the_key_works() {
-    let sim = Simulator::start(
-        LOOPBACK,
-        SimOptions {
-            orders: 40,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = crate::support::simulator(40).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write(dir.path(), &GOOD.replace("BASE", &sim.base_url()), &[]);
     let (code, out) = check(&config, true).await;

@@ -9,12 +9,13 @@ use std::{
     time::Duration,
 };
 
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use wiremock::MockServer;
 
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
 
 use crate::support::{
-    BIN, LOOPBACK, SECRET, changes, eventually, ids, output, poll_command, received,
+    BIN, LOOPBACK, SECRET, changes, eventually, ids, output, poll_command, received, receiver,
+    receiver_after,
 };
 
 const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
@@ -145,15 +146,6 @@ async fn sim(orders: usize) -> Simulator {
     .unwrap()
 }
 
-async fn receiver(delay: Duration) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_delay(delay))
-        .mount(&server)
-        .await;
-    server
-}
-
 /// `name{labels} value` from Prometheus text, parsed by a Prometheus parser.
 fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
@@ -174,7 +166,7 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
 #[tokio::test]
 async fn the_daemon_delivers_changes_as_time_moves_and_its_metrics_match_the_receivers() {
     let sim = sim(400).await;
-    let server = receiver(Duration::ZERO).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(
         &config(&sim, &server, dir.path(), ""),
@@ -272,7 +264,7 @@ async fn the_daemon_delivers_changes_as_time_moves_and_its_metrics_match_the_rec
 #[tokio::test]
 async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
     let sim = sim(50).await;
-    let server = receiver(Duration::ZERO).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(
         &config(&sim, &server, dir.path(), "max_attempts = 1"),
@@ -322,7 +314,7 @@ async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
 async fn a_slow_poll_never_overlaps_the_next_and_sigterm_mid_poll_exits_cleanly() {
     let sim = sim(100).await;
     sim.add_fault(FaultRule::parse("slow:1500ms").unwrap());
-    let server = receiver(Duration::ZERO).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(
         &config(
@@ -356,7 +348,7 @@ async fn a_slow_poll_never_overlaps_the_next_and_sigterm_mid_poll_exits_cleanly(
 #[tokio::test]
 async fn sigterm_during_a_poll_loses_nothing() {
     let sim = sim(3000).await;
-    let server = receiver(Duration::ZERO).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, &server, dir.path(), "page_size = 100");
     let mut baseline = poll_command(&config);
@@ -401,7 +393,7 @@ async fn sigterm_during_a_poll_loses_nothing() {
 #[tokio::test]
 async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
     let sim = sim(300).await;
-    let slow = receiver(Duration::from_millis(1500)).await;
+    let slow = receiver_after(200, Duration::from_millis(1500)).await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = config(&sim, &slow, dir.path(), "");
     let daemon = Daemon::start(&config_path, dir.path().join("run.log")).await;
@@ -431,7 +423,7 @@ async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
     );
 
     // A later run against a fast receiver delivers the rest; nothing twice.
-    let fast = receiver(Duration::ZERO).await;
+    let fast = receiver(200).await;
     let text = std::fs::read_to_string(&config_path)
         .unwrap()
         .replace(&slow.uri(), &fast.uri());
@@ -459,7 +451,7 @@ async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
 async fn sigterm_abandons_a_hung_page_without_waiting_for_it() {
     let sim = sim(50).await;
     sim.add_fault(FaultRule::parse("slow:60s").unwrap());
-    let server = receiver(Duration::ZERO).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(
         &config(&sim, &server, dir.path(), "request_timeout = \"120s\""),

@@ -8,16 +8,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 use poomgo_notifier::poll::{PollOptions, deliver_all, poll};
 use poomgo_notifier::sim::merchant::{STATUS_DELIVERED, STATUS_OUTFORDELIVERY};
 
-use crate::support::{SECRET, ids, pipeline_app, received, simulator, verify_signature};
-
-async fn receiver(status: u16) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status).set_body_string("ok"))
-        .mount(&server)
-        .await;
-    server
-}
+use crate::support::{SECRET, ids, pipeline_app, received, receiver, simulator, verify_signature};
 
 fn targets(server: &MockServer) -> String {
     format!(

@@ -9,9 +9,11 @@ use std::{
 
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
-use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
+use poomgo_notifier::sim::{AdvanceOptions, FaultRule};
 
-use crate::support::{LOOPBACK, changes, ids, output, pipeline_toml, poll_command, received};
+use crate::support::{
+    changes, ids, output, pipeline_toml, poll_command, received, receiver, simulator,
+};
 
 fn webhook_target(server: &MockServer) -> String {
     format!(
@@ -22,15 +24,7 @@ fn webhook_target(server: &MockServer) -> String {
 
 #[tokio::test]
 async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_delivers() {
-    let sim = Simulator::start(
-        LOOPBACK,
-        SimOptions {
-            orders: 100,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(100).await;
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
@@ -92,15 +86,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
 
 #[tokio::test]
 async fn bad_config_and_rejected_keys_exit_2_with_a_clear_reason() {
-    let sim = Simulator::start(
-        LOOPBACK,
-        SimOptions {
-            orders: 10,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let sim = simulator(10).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let cases = [
@@ -144,20 +130,8 @@ async fn bad_config_and_rejected_keys_exit_2_with_a_clear_reason() {
 
 #[tokio::test]
 async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() {
-    let sim = Simulator::start(
-        LOOPBACK,
-        SimOptions {
-            orders: 20_000,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let sim = simulator(20_000).await;
+    let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     let toml = pipeline_toml(&sim, dir.path(), &webhook_target(&server)).replace(
@@ -234,20 +208,8 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
 
 #[tokio::test]
 async fn json_logs_name_target_event_attempt_and_reason_of_a_failed_delivery() {
-    let sim = Simulator::start(
-        LOOPBACK,
-        SimOptions {
-            orders: 60,
-            ..SimOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    let sim = simulator(60).await;
+    let server = receiver(503).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -280,7 +242,7 @@ async fn json_logs_name_target_event_attempt_and_reason_of_a_failed_delivery() {
             .ends_with("-1")
     );
     assert_eq!(failure["fields"]["attempt"], 1);
-    assert_eq!(failure["fields"]["reason"], "HTTP 503");
+    assert_eq!(failure["fields"]["reason"], "HTTP 503: ok");
 }
 
 #[tokio::test]

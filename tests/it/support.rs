@@ -185,3 +185,22 @@ pub fn ids(requests: &[wiremock::Request]) -> Vec<String> {
         })
         .collect()
 }
+
+/// A wiremock receiver that answers every POST with `status` after `delay`.
+pub async fn receiver_after(status: u16, delay: std::time::Duration) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(status)
+                .set_body_string("ok")
+                .set_delay(delay),
+        )
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A wiremock receiver that answers every POST with `status` at once.
+pub async fn receiver(status: u16) -> wiremock::MockServer {
+    receiver_after(status, std::time::Duration::ZERO).await
+}
