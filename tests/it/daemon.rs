@@ -469,3 +469,24 @@ async fn sigterm_abandons_a_hung_page_without_waiting_for_it() {
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("interrupted by shutdown"), "{log}");
 }
+
+#[tokio::test]
+async fn a_second_process_on_the_same_store_is_refused_with_a_clear_message() {
+    let sim = sim(20).await;
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&sim, &server, dir.path(), "");
+    let daemon = Daemon::start(&config, dir.path().join("run.log")).await;
+    let mut second = poll_command(&config);
+    second.env("POOMGO_API_KEY", API_KEY);
+    let out = output(second).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open the store at")
+            && stderr.contains("is another poomgo-notifier using it?"),
+        "{stderr}"
+    );
+    let (code, _) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
