@@ -72,6 +72,9 @@ pub fn http_client(
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .user_agent(concat!("poomgo-notifier/", env!("CARGO_PKG_VERSION")))
+        // A redirect is never followed: a webhook that moved answers 3xx,
+        // which is reported, instead of the event going somewhere unasked.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", poomgo::describe(e)))
 }
