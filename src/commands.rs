@@ -85,8 +85,8 @@ pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyh
     let report = crate::poll::poll(&app, options, chrono::Utc::now()).await?;
     let delivery = crate::poll::deliver_all(&app).await?;
     println!("{}", summary(&report, &delivery));
-    if let Some(e) = report.scan_error {
-        if report.scan_error_is_configuration {
+    if let Some(e) = report.failure() {
+        if report.needs_operator() {
             return Err(NeedsOperator(e).into());
         }
         anyhow::bail!(e);

@@ -209,10 +209,11 @@ impl Poller {
         let outcome = poll_until(&self.app, PollOptions::default(), now, &self.shutdown).await;
         let took = started.elapsed();
         let (ok, error, pages) = match &outcome {
-            Ok(r) => (r.scan_error.is_none(), r.scan_error.clone(), r.pages),
+            Ok(r) => (r.is_complete(), r.failure(), r.pages),
             Err(e) => (false, Some(e.to_string()), 0),
         };
-        crate::metrics::poll(ok, took, pages, self.app.store.snapshot_count());
+        let tracked = outcome.as_ref().ok().and_then(|r| r.invoices_tracked);
+        crate::metrics::poll(ok, took, pages, tracked);
         if let Ok(r) = &outcome {
             tracing::info!(
                 ok,
@@ -223,7 +224,7 @@ impl Poller {
                 baseline = r.baseline,
                 pruned = r.pruned,
                 took_ms = took.as_millis() as u64,
-                error = r.scan_error.as_deref().unwrap_or(""),
+                error = error.as_deref().unwrap_or(""),
                 "poll finished"
             );
             for target in &self.app.targets {

@@ -98,7 +98,7 @@ secret = "{DEMO_SECRET}"
                 let report = poll(&app, PollOptions::default(), chrono::Utc::now()).await?;
                 let delivery = deliver_all(&app).await?;
                 println!("· {}", crate::commands::summary(&report, &delivery));
-                if let Some(e) = report.scan_error {
+                if let Some(e) = report.failure() {
                     println!("  ! {e}");
                 }
             }

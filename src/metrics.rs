@@ -80,11 +80,14 @@ pub fn event(kind: crate::event::EventType) {
     counter!("poomgo_events_total", "kind" => kind.as_str()).increment(1);
 }
 
-pub fn poll(ok: bool, took: Duration, pages: u32, invoices_tracked: usize) {
+/// `invoices_tracked` is known after a complete poll; otherwise the gauge keeps its value.
+pub fn poll(ok: bool, took: Duration, pages: u32, invoices_tracked: Option<u64>) {
     counter!("poomgo_polls_total", "outcome" => if ok { "ok" } else { "failed" }).increment(1);
     histogram!("poomgo_poll_duration_seconds").record(took.as_secs_f64());
     counter!("poomgo_poll_pages_total").increment(u64::from(pages));
-    gauge!("poomgo_invoices_tracked").set(invoices_tracked as f64);
+    if let Some(n) = invoices_tracked {
+        gauge!("poomgo_invoices_tracked").set(n as f64);
+    }
 }
 
 pub fn poll_skipped() {

@@ -104,7 +104,7 @@ pub struct PollOptions {
 }
 
 /// What the scan-and-commit half of a poll did.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct PollReport {
     pub pages: u32,
     pub invoices_seen: u64,
@@ -112,15 +112,42 @@ pub struct PollReport {
     pub outbox_entries: u64,
     pub baseline: bool,
     pub pruned: u64,
-    /// Set when the scan stopped early; the pages before it are committed.
-    pub scan_error: Option<String>,
-    pub scan_error_is_configuration: bool,
+    /// Snapshots in the store after a complete poll (counted by the prune pass).
+    pub invoices_tracked: Option<u64>,
+    pub end: ScanEnd,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PollError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// How the scan ended. Pages handed out before an early end are committed.
+#[derive(Debug, Default)]
+pub enum ScanEnd {
+    #[default]
+    Complete,
+    /// Shutdown fired; the page being fetched and the rest were abandoned.
+    Interrupted,
+    Failed(PoomgoError),
+}
+
+impl PollReport {
+    pub fn is_complete(&self) -> bool {
+        matches!(self.end, ScanEnd::Complete)
+    }
+
+    /// Retrying cannot help until the configuration changes (a rejected key).
+    pub fn needs_operator(&self) -> bool {
+        matches!(&self.end, ScanEnd::Failed(e) if e.is_configuration())
+    }
+
+    /// Why the scan ended early, worded for a person.
+    pub fn failure(&self) -> Option<String> {
+        match &self.end {
+            ScanEnd::Complete => None,
+            ScanEnd::Interrupted => Some(format!(
+                "the poll was interrupted by shutdown; the {} page(s) before were committed",
+                self.pages
+            )),
+            ScanEnd::Failed(e) => Some(format!("the Poomgo scan stopped at {e}")),
+        }
+    }
 }
 
 /// Scans, diffs and commits. Delivery is separate ([`deliver_all`]).
@@ -128,7 +155,7 @@ pub async fn poll(
     app: &App,
     options: PollOptions,
     now: DateTime<Utc>,
-) -> Result<PollReport, PollError> {
+) -> Result<PollReport, StoreError> {
     poll_until(app, options, now, &Shutdown::new()).await
 }
 
@@ -139,7 +166,7 @@ pub async fn poll_until(
     options: PollOptions,
     now: DateTime<Utc>,
     stop: &Shutdown,
-) -> Result<PollReport, PollError> {
+) -> Result<PollReport, StoreError> {
     let baseline = !app.store.baseline_done()? && !options.notify_existing;
     let mut report = PollReport {
         baseline,
@@ -160,10 +187,7 @@ pub async fn poll_until(
         let page = tokio::select! {
             biased;
             _ = stopped.wait() => {
-                report.scan_error = Some(format!(
-                    "the poll was interrupted by shutdown; the {} page(s) before were committed",
-                    scan.stats().pages
-                ));
+                report.end = ScanEnd::Interrupted;
                 break;
             }
             page = scan.next_page() => page,
@@ -175,8 +199,7 @@ pub async fn poll_until(
                 app.store.commit_page(&batch)?;
             }
             Some(Err(e)) => {
-                report.scan_error_is_configuration = e.is_configuration();
-                report.scan_error = Some(scan_error(&e));
+                report.end = ScanEnd::Failed(e);
                 break;
             }
         }
@@ -184,17 +207,15 @@ pub async fn poll_until(
     let stats = scan.stats();
     report.pages = stats.pages;
     report.invoices_seen = stats.invoices;
-    if report.scan_error.is_none() {
+    if report.is_complete() {
         app.store.record_successful_poll(now.timestamp())?;
         let retention = i64::from(app.config.store.retention_days) * 86_400;
-        report.pruned = app.store.prune(now.timestamp() - retention)?;
+        let pruned = app.store.prune(now.timestamp() - retention)?;
+        report.pruned = pruned.removed;
+        report.invoices_tracked = Some(pruned.kept);
     }
     app.store.flush().await?;
     Ok(report)
-}
-
-fn scan_error(e: &PoomgoError) -> String {
-    format!("the Poomgo scan stopped at {e}")
 }
 
 fn diff_page(

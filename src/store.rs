@@ -74,6 +74,13 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// What a prune pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub removed: u64,
+    pub kept: u64,
+}
+
 /// What one page of a poll writes.
 #[derive(Debug, Default)]
 pub struct PageBatch {
@@ -229,23 +236,26 @@ impl Store {
             .map(|v| v as i64))
     }
 
-    /// Removes snapshots of final invoices last seen before `before_unix`;
-    /// returns how many. Non-final invoices are kept however old: forgetting
-    /// them would announce them again as new.
-    pub fn prune(&self, before_unix: i64) -> Result<u64, StoreError> {
-        let mut pruned = 0;
+    /// Removes snapshots of final invoices last seen before `before_unix`.
+    /// Non-final invoices are kept however old: forgetting them would
+    /// announce them again as new. The same pass counts what is kept, so
+    /// nothing else has to walk every snapshot to know the total.
+    pub fn prune(&self, before_unix: i64) -> Result<Pruned, StoreError> {
+        let mut pruned = Pruned::default();
         for item in self.snapshots.iter() {
             let (key, value) = item?;
             let s: Snapshot = decode("snapshots", &value)?;
-            if s.is_final && s.last_seen < before_unix {
-                // Only if unchanged since read: a concurrent writer would win.
-                if self
+            // Only if unchanged since read: a concurrent writer would win.
+            if s.is_final
+                && s.last_seen < before_unix
+                && self
                     .snapshots
                     .compare_and_swap(&key, Some(value), None::<&[u8]>)?
                     .is_ok()
-                {
-                    pruned += 1;
-                }
+            {
+                pruned.removed += 1;
+            } else {
+                pruned.kept += 1;
             }
         }
         Ok(pruned)
@@ -543,7 +553,13 @@ mod tests {
             entries: vec![],
         };
         store.commit_page(&batch).unwrap();
-        assert_eq!(store.prune(500).unwrap(), 1);
+        assert_eq!(
+            store.prune(500).unwrap(),
+            Pruned {
+                removed: 1,
+                kept: 2
+            }
+        );
         assert_eq!(
             store.snapshot(&InvoiceId("old-final".into())).unwrap(),
             None
