@@ -18,10 +18,7 @@
 //!   only removed after a 2xx and the next run picks up where this one stopped.
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU32, Ordering},
-    },
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -38,12 +35,23 @@ use crate::poll::{App, PollOptions, poll_until};
 use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
 
-/// What `/healthz` reports from.
+/// What `/healthz` reports from: one lock, so a reader never sees half an update.
 struct Health {
-    last_success: Mutex<Option<DateTime<Utc>>>,
-    failures: AtomicU32,
-    last_error: Mutex<Option<String>>,
+    state: Mutex<HealthState>,
     interval: Duration,
+}
+
+#[derive(Clone, Default)]
+struct HealthState {
+    last_success: Option<DateTime<Utc>>,
+    consecutive_failures: u32,
+    last_error: Option<String>,
+}
+
+impl Health {
+    fn snapshot(&self) -> HealthState {
+        self.state.lock().expect("health lock").clone()
+    }
 }
 
 /// Everything a tick needs.
@@ -74,9 +82,10 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         .last_successful_poll()?
         .and_then(|t| DateTime::from_timestamp(t, 0));
     let health = Arc::new(Health {
-        last_success: Mutex::new(last_success),
-        failures: AtomicU32::new(0),
-        last_error: Mutex::new(None),
+        state: Mutex::new(HealthState {
+            last_success,
+            ..HealthState::default()
+        }),
         interval,
     });
 
@@ -245,23 +254,25 @@ impl Poller {
 
     /// Updates health; logs only when polls start or stop failing.
     fn record(&self, ok: bool, at: DateTime<Utc>, error: Option<String>) {
-        let h = &self.health;
+        if !ok && self.shutdown.is_triggered() {
+            return;
+        }
+        let mut h = self.health.state.lock().expect("health lock");
         if ok {
-            *h.last_success.lock().expect("health lock") = Some(at);
-            *h.last_error.lock().expect("health lock") = None;
-            let failed = h.failures.swap(0, Ordering::SeqCst);
-            if failed > 0 {
-                tracing::info!(failed_polls = failed, "polls recovered");
+            if h.consecutive_failures > 0 {
+                tracing::info!(failed_polls = h.consecutive_failures, "polls recovered");
             }
+            *h = HealthState {
+                last_success: Some(at),
+                ..HealthState::default()
+            };
         } else {
             let reason = error.unwrap_or_else(|| "unknown".into());
-            if self.shutdown.is_triggered() {
-                return;
-            }
-            if h.failures.fetch_add(1, Ordering::SeqCst) == 0 {
+            if h.consecutive_failures == 0 {
                 tracing::error!(%reason, "polls are failing; /healthz turns 503 after three intervals without success");
             }
-            *h.last_error.lock().expect("health lock") = Some(reason);
+            h.consecutive_failures += 1;
+            h.last_error = Some(reason);
         }
     }
 }
@@ -306,11 +317,12 @@ struct AdminState {
 }
 
 async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
-    let h = &s.health;
-    let last = *h.last_success.lock().expect("health lock");
-    let failures = h.failures.load(Ordering::SeqCst);
-    let last_error = h.last_error.lock().expect("health lock").clone();
-    let limit = h.interval * 3;
+    let HealthState {
+        last_success: last,
+        consecutive_failures: failures,
+        last_error,
+    } = s.health.snapshot();
+    let limit = s.health.interval * 3;
     let unhealthy = |reason: String| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
