@@ -49,11 +49,6 @@ impl RetryPolicy {
         }
     }
 
-    /// A policy that never retries.
-    pub fn none() -> Self {
-        RetryPolicy::schedule(Vec::new(), 0.0)
-    }
-
     /// How many attempts in all (the first one and every retry).
     pub fn attempts(&self) -> u32 {
         self.waits.len() as u32 + 1
@@ -120,6 +115,6 @@ mod tests {
         assert!(p.wait_after(1, None).is_some());
         assert_eq!(p.wait_after(2, None), None);
         assert_eq!(p.wait_after(0, None), None);
-        assert_eq!(RetryPolicy::none().attempts(), 1);
+        assert_eq!(RetryPolicy::schedule(Vec::new(), 0.0).attempts(), 1);
     }
 }

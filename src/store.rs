@@ -91,7 +91,6 @@ pub struct PageBatch {
 
 pub struct Store {
     db: sled::Db,
-    path: PathBuf,
     snapshots: Tree,
     meta: Tree,
     outboxes: BTreeMap<String, Tree>,
@@ -144,12 +143,7 @@ impl Store {
             outboxes,
             dead,
             db,
-            path: path.to_owned(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     pub fn snapshot(&self, id: &InvoiceId) -> Result<Option<Snapshot>, StoreError> {
