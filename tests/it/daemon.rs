@@ -14,8 +14,8 @@ use wiremock::MockServer;
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule, SimOptions, Simulator};
 
 use crate::support::{
-    BIN, LOOPBACK, SECRET, changes, eventually, ids, output, poll_command, received, receiver,
-    receiver_after,
+    BIN, LOOPBACK, SECRET, changes, eventually, ids, output, output_ok, poll_command, received,
+    receiver, receiver_after,
 };
 
 const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
@@ -28,8 +28,10 @@ struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `run` and reads the admin address it prints.
-    async fn start(config: &Path, log: PathBuf) -> Daemon {
+    /// Starts `run` and reads the admin address it prints. Its log goes to
+    /// `run.log` beside the config.
+    async fn start(config: &Path) -> Daemon {
+        let log = config.with_file_name("run.log");
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
@@ -63,6 +65,13 @@ impl Daemon {
 
     async fn health(&self) -> u16 {
         self.get("/healthz").await.0
+    }
+
+    async fn wait_healthy(&self, what: &str) {
+        eventually(what, Duration::from_secs(15), || async {
+            self.health().await == 200
+        })
+        .await;
     }
 
     /// Sends SIGTERM and waits for the exit code.
@@ -168,15 +177,8 @@ async fn the_daemon_delivers_changes_as_time_moves_and_its_metrics_match_the_rec
     let sim = sim(400).await;
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&sim, &server, dir.path(), ""),
-        dir.path().join("run.log"),
-    )
-    .await;
-    eventually("the baseline poll", Duration::from_secs(15), || async {
-        daemon.health().await == 200
-    })
-    .await;
+    let daemon = Daemon::start(&config(&sim, &server, dir.path(), "")).await;
+    daemon.wait_healthy("the baseline poll").await;
     assert!(
         server.received_requests().await.unwrap().is_empty(),
         "the baseline is silent"
@@ -266,15 +268,8 @@ async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
     let sim = sim(50).await;
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&sim, &server, dir.path(), "max_attempts = 1"),
-        dir.path().join("run.log"),
-    )
-    .await;
-    eventually("healthy", Duration::from_secs(15), || async {
-        daemon.health().await == 200
-    })
-    .await;
+    let daemon = Daemon::start(&config(&sim, &server, dir.path(), "max_attempts = 1")).await;
+    daemon.wait_healthy("healthy").await;
     sim.add_fault(FaultRule::parse("500").unwrap());
     eventually("unhealthy", Duration::from_secs(15), || async {
         daemon.health().await == 503
@@ -296,10 +291,7 @@ async fn healthz_turns_503_while_the_upstream_fails_and_200_when_it_recovers() {
         "{body}"
     );
     sim.clear_faults();
-    eventually("healthy again", Duration::from_secs(15), || async {
-        daemon.health().await == 200
-    })
-    .await;
+    daemon.wait_healthy("healthy again").await;
     let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
     assert_eq!(
@@ -316,15 +308,12 @@ async fn a_slow_poll_never_overlaps_the_next_and_sigterm_mid_poll_exits_cleanly(
     sim.add_fault(FaultRule::parse("slow:1500ms").unwrap());
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(
-            &sim,
-            &server,
-            dir.path(),
-            "concurrency = 1\nrequest_timeout = \"10s\"",
-        ),
-        dir.path().join("run.log"),
-    )
+    let daemon = Daemon::start(&config(
+        &sim,
+        &server,
+        dir.path(),
+        "concurrency = 1\nrequest_timeout = \"10s\"",
+    ))
     .await;
     eventually("a few slow polls", Duration::from_secs(20), || async {
         sim.requests() >= 3
@@ -363,7 +352,7 @@ async fn sigterm_during_a_poll_loses_nothing() {
     });
     sim.add_fault(FaultRule::parse("slow:150ms").unwrap());
     let before = sim.requests();
-    let daemon = Daemon::start(&config, dir.path().join("run.log")).await;
+    let daemon = Daemon::start(&config).await;
     eventually("the poll under way", Duration::from_secs(15), || async {
         sim.requests() >= before + 6
     })
@@ -379,12 +368,7 @@ async fn sigterm_during_a_poll_loses_nothing() {
     // The store reopens and a later run delivers everything, once.
     let mut later = poll_command(&config);
     later.env("POOMGO_API_KEY", API_KEY);
-    let out = output(later).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(later).await;
     let erp = ids(&received(&server, "/erp").await);
     assert_eq!(erp.len(), expected.len(), "no duplicates, none missing");
     assert_eq!(erp.into_iter().collect::<HashSet<_>>(), expected);
@@ -396,11 +380,8 @@ async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
     let slow = receiver_after(200, Duration::from_millis(1500)).await;
     let dir = tempfile::tempdir().unwrap();
     let config_path = config(&sim, &slow, dir.path(), "");
-    let daemon = Daemon::start(&config_path, dir.path().join("run.log")).await;
-    eventually("the baseline poll", Duration::from_secs(15), || async {
-        daemon.health().await == 200
-    })
-    .await;
+    let daemon = Daemon::start(&config_path).await;
+    daemon.wait_healthy("the baseline poll").await;
     let expected = changes(&sim, || {
         sim.advance(AdvanceOptions {
             steps: 1,
@@ -430,12 +411,7 @@ async fn sigterm_during_a_send_lets_it_finish_and_loses_nothing() {
     std::fs::write(&config_path, text).unwrap();
     let mut later = poll_command(&config_path);
     later.env("POOMGO_API_KEY", API_KEY);
-    let out = output(later).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(later).await;
     let rest = ids(&received(&fast, "/erp").await);
     let all: Vec<String> = first.iter().chain(&rest).cloned().collect();
     let unique: HashSet<String> = all.iter().cloned().collect();
@@ -453,10 +429,12 @@ async fn sigterm_abandons_a_hung_page_without_waiting_for_it() {
     sim.add_fault(FaultRule::parse("slow:60s").unwrap());
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(
-        &config(&sim, &server, dir.path(), "request_timeout = \"120s\""),
-        dir.path().join("run.log"),
-    )
+    let daemon = Daemon::start(&config(
+        &sim,
+        &server,
+        dir.path(),
+        "request_timeout = \"120s\"",
+    ))
     .await;
     eventually(
         "a page request hanging",
@@ -476,7 +454,7 @@ async fn a_second_process_on_the_same_store_is_refused_with_a_clear_message() {
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(&sim, &server, dir.path(), "");
-    let daemon = Daemon::start(&config, dir.path().join("run.log")).await;
+    let daemon = Daemon::start(&config).await;
     let mut second = poll_command(&config);
     second.env("POOMGO_API_KEY", API_KEY);
     let out = output(second).await;

@@ -12,7 +12,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 use poomgo_notifier::sim::{AdvanceOptions, FaultRule};
 
 use crate::support::{
-    changes, ids, output, pipeline_toml, poll_command, received, receiver, simulator,
+    changes, ids, output, output_ok, pipeline_toml, poll_command, received, receiver, simulator,
 };
 
 fn webhook_target(server: &MockServer) -> String {
@@ -34,12 +34,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
     )
     .unwrap();
 
-    let out = output(poll_command(&config)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(poll_command(&config)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.starts_with("poll: 1 pages,") && stdout.contains("(baseline: recorded silently)"),
@@ -71,12 +66,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
-    let out = output(poll_command(&config)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = output_ok(poll_command(&config)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(" 0 events,") && stdout.ends_with("0 pending\n"),
@@ -140,12 +130,7 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
     );
     std::fs::write(&config, toml).unwrap();
 
-    let out = output(poll_command(&config)).await;
-    assert!(
-        out.status.success(),
-        "baseline poll: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(poll_command(&config)).await;
     // Every invoice that is new or differs gets exactly one event, revision 1.
     let expected = changes(&sim, || {
         sim.advance(AdvanceOptions {
@@ -189,12 +174,7 @@ async fn a_poll_killed_mid_scan_then_rerun_delivers_every_change_exactly_once() 
     );
     sim.clear_faults();
 
-    let out = output(poll_command(&config)).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    output_ok(poll_command(&config)).await;
     let ids = ids(&received(&server, "/erp").await);
     let unique: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "no event id delivered twice");

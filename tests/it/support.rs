@@ -137,6 +137,17 @@ pub async fn output(mut command: std::process::Command) -> std::process::Output 
         .unwrap()
 }
 
+/// Runs a command to its end and fails the test, showing its stderr, unless it succeeded.
+pub async fn output_ok(command: std::process::Command) -> std::process::Output {
+    let out = output(command).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Waits until `check` holds, polling every 50 ms; fails the test after `limit`.
 pub async fn eventually<F, Fut>(what: &str, limit: std::time::Duration, mut check: F)
 where
