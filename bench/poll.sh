@@ -8,12 +8,7 @@ orders=${1:-100000}
 fraction=${FRACTION:-0.05}
 port=${PORT:-18282}
 rport=$((port + 1))
-cargo build --release --quiet
-bin=$PWD/target/release/poomgo-notifier
-work=$(mktemp -d)
-trap 'kill $sim $receiver 2>/dev/null || true; rm -rf "$work"' EXIT
-$bin sim --listen 127.0.0.1:$port --orders "$orders" >"$work/sim.log" 2>&1 &
-sim=$!
+source bench/common.sh
 python3 - "$rport" >"$work/receiver.log" 2>&1 <<'PY' &
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -24,8 +19,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
-receiver=$!
-for _ in $(seq 150); do grep -q 'api key' "$work/sim.log" 2>/dev/null && break; sleep 0.2; done
+pids+=($!)
 cat >"$work/config.toml" <<TOML
 [poomgo]
 base_url = "http://127.0.0.1:$port"
@@ -39,15 +33,11 @@ kind = "webhook"
 url = "http://127.0.0.1:$rport/hook"
 secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOML
-measure() {
-  /usr/bin/time -v "$bin" poll --config "$work/config.toml" 2>"$work/time.txt"
-  grep -E 'Elapsed \(wall|Maximum resident' "$work/time.txt"
-}
 echo "== baseline poll of $orders simulated orders"
-measure
+measure "$bin" poll --config "$work/config.toml"
 changed=$(curl -s -X POST "http://127.0.0.1:$port/_sim/advance" -H 'content-type: application/json' \
   -d "{\"steps\":1,\"fraction\":$fraction,\"new_orders\":0}")
 invoices=$(curl -s "http://127.0.0.1:$port/_sim/stats")
 echo "== change poll after advance $changed (merchant: $invoices)"
-measure
+measure "$bin" poll --config "$work/config.toml"
 echo "== store size: $(du -sh "$work/store" | cut -f1)"
