@@ -44,20 +44,30 @@ pub async fn sim(listen: SocketAddr, options: SimOptions) -> anyhow::Result<()> 
 /// returned (no store, no delivery): for trying a key, and for benchmarks.
 pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+    let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
     let client = PoomgoClient::new(&config.poomgo, http)?;
     let started = Instant::now();
-    let mut scan = client.scan(poll_window(chrono::Utc::now(), config.poomgo.lookback_days));
+    let mut scan =
+        client.scan(poll_window(chrono::Utc::now(), config.poomgo.lookback_days).query());
+    let mut invoices = std::collections::HashSet::new();
+    let mut skipped = 0;
     while let Some(page) = scan.next_page().await {
-        page?;
+        let page = page?;
+        skipped += page.skipped.len();
+        for row in &page.rows {
+            for i in row.invoices.iter().chain(&row.canceled_invoices) {
+                invoices.insert(i.invoice_id.clone());
+            }
+        }
     }
     let s = scan.stats();
     println!(
-        "scan: {} pages, {} rows, {} invoices, {} duplicate rows dropped, total {} in {:.2}s",
+        "scan: {} pages, {} rows, {} invoices, {} skipped for odd values, {} short pages, total {} in {:.2}s",
         s.pages,
         s.rows,
-        s.invoices,
-        s.duplicate_rows,
+        invoices.len(),
+        skipped,
+        s.short_pages.len(),
         s.total,
         started.elapsed().as_secs_f64()
     );
@@ -105,7 +115,7 @@ pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyh
 /// The one-line summary of a poll.
 pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::DeliveryReport) -> String {
     format!(
-        "poll: {} pages, {} invoices seen, {} events{}, {} delivered, {} pending",
+        "poll: {} pages, {} invoices seen, {} events{}, {} skipped, {} delivered, {} pending",
         report.pages,
         report.invoices_seen,
         report.events,
@@ -114,6 +124,7 @@ pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::Deliver
         } else {
             ""
         },
+        report.skipped.len(),
         delivery.delivered,
         delivery.pending
     )
@@ -148,7 +159,7 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
             config.schedule.timezone
         ),
     );
-    let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+    let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
     let delivery = match crate::poll::Delivery::new(&config, http.clone()) {
         Ok(d) => d,
         Err(e) => {
@@ -200,7 +211,7 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
     }
     if online {
         let client = PoomgoClient::new(&config.poomgo, http)?;
-        let window = poll_window(now, config.poomgo.lookback_days);
+        let window = poll_window(now, config.poomgo.lookback_days).query();
         match client.fetch_page_sized(&window, 1, 1).await {
             Ok(page) => report(
                 true,
@@ -227,7 +238,7 @@ pub fn preview(
     kind: Option<crate::event::EventType>,
 ) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
-    let http = crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+    let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
     let delivery = crate::poll::Delivery::new(&config, http)?;
     let Some(target) = delivery.targets.iter().find(|t| t.name == target) else {
         let names: Vec<&str> = delivery.targets.iter().map(|t| t.name.as_str()).collect();

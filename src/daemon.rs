@@ -9,8 +9,15 @@
 //!   retry never waits for the next tick.
 //! - **Health.** `/healthz` is 200 while the last successful poll is within
 //!   three schedule intervals and the store takes a write; 503 with a JSON
-//!   reason otherwise. Consecutive failures are logged once when they start
-//!   and once when they end, not on every tick.
+//!   reason otherwise, at once when the API key is rejected. Consecutive
+//!   failures are logged once when they start and once when they end, not on
+//!   every tick.
+//! - **A rejected key.** On the first poll after start it is a
+//!   misconfiguration: `run` exits 2 (someone is watching). Once a poll of
+//!   this process has succeeded, keys get revoked and auth services have
+//!   outages: the daemon stays up, keeps delivering its outbox, and polls
+//!   again after a back-off that doubles from one tick up to 30 minutes,
+//!   recovering by itself when the key works again.
 //! - **Shutdown.** SIGINT or SIGTERM: stop scheduling; the poll in progress
 //!   commits the page it is on and abandons the rest; no new send starts and
 //!   the ones in flight get `shutdown_grace`; then sled is flushed and the
@@ -27,7 +34,7 @@ use axum::{Json, Router, extract::State, http::StatusCode, response::IntoRespons
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tokio::{sync::Notify, task::JoinSet};
+use tokio::task::JoinSet;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::delivery::drain;
@@ -46,6 +53,20 @@ struct HealthState {
     last_success: Option<DateTime<Utc>>,
     consecutive_failures: u32,
     last_error: Option<String>,
+    /// The last poll's key was rejected.
+    key_rejected: bool,
+}
+
+/// The longest wait between polls while the key is rejected.
+const KEY_BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
+
+/// Polls skipped while the API key is rejected.
+#[derive(Default)]
+struct KeyBackoff {
+    /// No poll before this.
+    until: Option<Instant>,
+    /// The current wait; doubles per rejection.
+    wait: Duration,
 }
 
 impl Health {
@@ -58,9 +79,13 @@ impl Health {
 struct Poller {
     app: Arc<App>,
     health: Arc<Health>,
-    wakes: Vec<Arc<Notify>>,
     lock: tokio::sync::Mutex<()>,
     shutdown: Shutdown,
+    /// A poll of this process has succeeded.
+    succeeded: std::sync::atomic::AtomicBool,
+    backoff: Mutex<KeyBackoff>,
+    /// Set when the daemon must exit because the configuration must change.
+    fatal: tokio::sync::mpsc::Sender<String>,
 }
 
 pub async fn run(app: App) -> anyhow::Result<()> {
@@ -115,19 +140,19 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     }
 
     let mut workers = JoinSet::new();
-    let mut wakes = Vec::new();
     for index in 0..app.targets.len() {
-        let wake = Arc::new(Notify::new());
-        wakes.push(wake.clone());
-        workers.spawn(worker(app.clone(), index, wake, shutdown.clone()));
+        workers.spawn(worker(app.clone(), index, shutdown.clone()));
     }
 
+    let (fatal, mut fatal_rx) = tokio::sync::mpsc::channel(1);
     let poller = Arc::new(Poller {
         app: app.clone(),
         health,
-        wakes,
         lock: tokio::sync::Mutex::new(()),
         shutdown: shutdown.clone(),
+        succeeded: Default::default(),
+        backoff: Mutex::new(KeyBackoff::default()),
+        fatal,
     });
     let mut scheduler = JobScheduler::new()
         .await
@@ -148,7 +173,10 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         .context("cannot start the scheduler")?;
     tracing::info!(cron = %app.config.schedule.cron, timezone = %tz, targets = app.targets.len(), "poomgo-notifier is running");
 
-    signals.wait().await;
+    let fatal = tokio::select! {
+        _ = signals.wait() => None,
+        reason = fatal_rx.recv() => reason,
+    };
     tracing::info!(
         grace_secs = app.config.shutdown_grace.as_secs_f64(),
         "shutting down"
@@ -176,7 +204,10 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     }
     app.store.flush().await?;
     tracing::info!("stopped");
-    Ok(())
+    match fatal {
+        Some(reason) => Err(crate::commands::NeedsOperator(reason).into()),
+        None => Ok(()),
+    }
 }
 
 /// SIGINT and SIGTERM, listened for from the start of `run`, so a signal that
@@ -213,6 +244,12 @@ impl Poller {
             tracing::warn!("cron tick skipped: the previous poll is still running");
             return;
         };
+        if let Some(until) = self.backoff.lock().expect("backoff lock").until
+            && Instant::now() < until
+        {
+            tracing::debug!("cron tick skipped: waiting before trying the rejected key again");
+            return;
+        }
         let started = Instant::now();
         let now = Utc::now();
         let outcome = poll_until(&self.app, PollOptions::default(), now, &self.shutdown).await;
@@ -223,6 +260,27 @@ impl Poller {
         };
         let tracked = outcome.as_ref().ok().and_then(|r| r.invoices_tracked);
         crate::metrics::poll(ok, took, pages, tracked);
+        let key_rejected = matches!(&outcome, Ok(r) if r.needs_operator());
+        if key_rejected {
+            let reason = error.clone().unwrap_or_default();
+            if !self.succeeded.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::error!(%reason, "the API key was rejected on the first poll: check `poomgo.api_key`");
+                let _ = self.fatal.try_send(reason);
+                return;
+            }
+            let mut b = self.backoff.lock().expect("backoff lock");
+            b.wait = if b.wait.is_zero() {
+                self.health.interval
+            } else {
+                (b.wait * 2).min(KEY_BACKOFF_MAX)
+            };
+            b.until = Some(Instant::now() + b.wait);
+            tracing::error!(%reason, retry_in_secs = b.wait.as_secs(), "the API key was rejected; delivery goes on, and polling backs off until the key works again");
+        } else if ok {
+            self.succeeded
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            *self.backoff.lock().expect("backoff lock") = KeyBackoff::default();
+        }
         if let Ok(r) = &outcome {
             tracing::info!(
                 ok,
@@ -243,17 +301,12 @@ impl Poller {
                     tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
                 }
             }
-            if r.outbox_entries > 0 {
-                for wake in &self.wakes {
-                    wake.notify_one();
-                }
-            }
         }
-        self.record(ok, now, error);
+        self.record(ok, now, error, key_rejected);
     }
 
     /// Updates health; logs only when polls start or stop failing.
-    fn record(&self, ok: bool, at: DateTime<Utc>, error: Option<String>) {
+    fn record(&self, ok: bool, at: DateTime<Utc>, error: Option<String>, key_rejected: bool) {
         if !ok && self.shutdown.is_triggered() {
             return;
         }
@@ -273,15 +326,23 @@ impl Poller {
             }
             h.consecutive_failures += 1;
             h.last_error = Some(reason);
+            h.key_rejected = key_rejected;
         }
     }
 }
 
-/// Drains one target's outbox whenever woken, and on its own back-off after
-/// a failure; stops when shutdown fires (a send in flight finishes first).
-async fn worker(app: Arc<App>, index: usize, wake: Arc<Notify>, mut shutdown: Shutdown) {
+/// Drains one target's outbox whenever a poll commits entries (durably), and
+/// on its own back-off after a failure; stops when shutdown fires (a send in
+/// flight finishes first).
+async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
     let target = &app.targets[index];
-    let backoff = RetryPolicy::exponential(10, Duration::from_secs(1), Duration::from_secs(300));
+    let mut committed = app.committed.subscribe();
+    let backoff = RetryPolicy::exponential(
+        10,
+        Duration::from_secs(1),
+        Duration::from_secs(300),
+        Duration::from_secs(300),
+    );
     let mut failures = 0u32;
     loop {
         if shutdown.is_triggered() {
@@ -303,7 +364,7 @@ async fn worker(app: Arc<App>, index: usize, wake: Arc<Notify>, mut shutdown: Sh
         };
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = wake.notified(), if wait.is_none() => {}
+            _ = committed.changed(), if wait.is_none() => {}
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
         }
     }
@@ -321,6 +382,7 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
         last_success: last,
         consecutive_failures: failures,
         last_error,
+        key_rejected,
     } = s.health.snapshot();
     let limit = s.health.interval * 3;
     let unhealthy = |reason: String| {
@@ -335,6 +397,12 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
             })),
         )
     };
+    if key_rejected {
+        return unhealthy(
+            "API key rejected: the Poomgo API answers 401/403; polling backs off and delivery goes on"
+                .into(),
+        );
+    }
     let Some(at) = last else {
         return unhealthy("no poll has succeeded yet".into());
     };

@@ -1,12 +1,20 @@
 //! The event model: what a target is told about one invoice's change set.
 //!
 //! The JSON shape is the public webhook contract (see `shared/DESIGN.md`):
-//! `id`, `type`, `detectedAt`, `order`, `invoice`, `changes`, and — only for
-//! targets that opt in — `receiver` and `customer`.
+//! `id`, `type`, `detectedAt`, `order`, `orders`, `invoice`, `changes`, and —
+//! only for targets that opt in — `receiver` and `customer`.
 //!
 //! `type` is the most significant change in the set; the variants of
 //! [`EventType`] are declared from least to most significant so that `Ord`
-//! is that ranking and `type` is simply the maximum.
+//! is that ranking and `type` is simply the maximum. A reversal (un-print,
+//! un-close, un-cancel) has a type of its own, so `type` never claims the
+//! opposite of what happened.
+//!
+//! **The id** is opaque to receivers: `<generation>-<invoiceId>-<revision>`,
+//! where the generation is random and renewed whenever a process opens the
+//! store, so neither a wiped store nor one restored from a backup can reuse
+//! an id. It is fixed when the event is committed and the same on every
+//! retry; receivers de-duplicate on it (it is the `webhook-id`).
 
 use std::fmt;
 
@@ -21,23 +29,35 @@ pub enum EventType {
     Assigned,
     #[serde(rename = "invoice.printed")]
     Printed,
+    /// The label went back to unprinted (a reprint is pending).
+    #[serde(rename = "invoice.unprinted")]
+    Unprinted,
     #[serde(rename = "invoice.closed")]
     Closed,
+    /// A closed invoice was reopened.
+    #[serde(rename = "invoice.unclosed")]
+    Unclosed,
     #[serde(rename = "invoice.code_changed")]
     CodeChanged,
     #[serde(rename = "invoice.status_changed")]
     StatusChanged,
+    /// A cancellation was withdrawn: the shipment is live again.
+    #[serde(rename = "invoice.uncanceled")]
+    Uncanceled,
     #[serde(rename = "invoice.canceled")]
     Canceled,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 6] = [
+    pub const ALL: [EventType; 9] = [
         EventType::Assigned,
         EventType::Printed,
+        EventType::Unprinted,
         EventType::Closed,
+        EventType::Unclosed,
         EventType::CodeChanged,
         EventType::StatusChanged,
+        EventType::Uncanceled,
         EventType::Canceled,
     ];
 
@@ -45,9 +65,12 @@ impl EventType {
         match self {
             EventType::Assigned => "invoice.assigned",
             EventType::Printed => "invoice.printed",
+            EventType::Unprinted => "invoice.unprinted",
             EventType::Closed => "invoice.closed",
+            EventType::Unclosed => "invoice.unclosed",
             EventType::CodeChanged => "invoice.code_changed",
             EventType::StatusChanged => "invoice.status_changed",
+            EventType::Uncanceled => "invoice.uncanceled",
             EventType::Canceled => "invoice.canceled",
         }
     }
@@ -88,26 +111,31 @@ pub enum Field {
     Canceled,
 }
 
-impl Field {
-    /// The change kind a change of this field is (and routes as).
-    pub fn kind(self) -> EventType {
-        match self {
-            Field::InvoiceId => EventType::Assigned,
-            Field::CargoStatusCodeKey => EventType::StatusChanged,
-            Field::IsPrinted => EventType::Printed,
-            Field::IsClosed => EventType::Closed,
-            Field::InvoiceCode => EventType::CodeChanged,
-            Field::Canceled => EventType::Canceled,
-        }
-    }
-}
-
 /// One field's change, as JSON values (`null`, a bool or a string).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub field: Field,
     pub from: serde_json::Value,
     pub to: serde_json::Value,
+}
+
+impl Change {
+    /// The change kind this change is (and routes as). A flag that went
+    /// back to false is its reversal.
+    pub fn kind(&self) -> EventType {
+        let set = self.to == serde_json::Value::Bool(true);
+        match self.field {
+            Field::InvoiceId => EventType::Assigned,
+            Field::CargoStatusCodeKey => EventType::StatusChanged,
+            Field::IsPrinted if set => EventType::Printed,
+            Field::IsPrinted => EventType::Unprinted,
+            Field::IsClosed if set => EventType::Closed,
+            Field::IsClosed => EventType::Unclosed,
+            Field::InvoiceCode => EventType::CodeChanged,
+            Field::Canceled if set => EventType::Canceled,
+            Field::Canceled => EventType::Uncanceled,
+        }
+    }
 }
 
 /// What `status` says about a cargo status code.
@@ -119,10 +147,13 @@ pub struct StatusInfo {
     pub is_final: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One order the invoice belongs to. Only `id` and `orderCode` are known
+/// for an order of a combined shipment that was not on the page at hand.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderInfo {
-    pub id: u64,
+    /// The ledger id; null only when the upstream row had none readable.
+    pub id: Option<u64>,
     pub order_code: Option<String>,
     pub code: Option<String>,
     pub channel_name: Option<String>,
@@ -141,8 +172,9 @@ pub struct InvoiceInfo {
     pub logistics_partner_name: Option<String>,
     pub cargo_status_code_key: Option<String>,
     pub status: StatusInfo,
-    pub is_printed: bool,
-    pub is_closed: bool,
+    /// Null only while the upstream has never reported it.
+    pub is_printed: Option<bool>,
+    pub is_closed: Option<bool>,
     pub canceled: bool,
 }
 
@@ -150,13 +182,19 @@ pub struct InvoiceInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Event {
-    /// `<invoiceId>-<revision>`: the same on every retry; receivers de-duplicate on it.
+    /// Opaque and unique for the life of the deployment; the same on every
+    /// retry. Receivers de-duplicate on it.
     pub id: String,
     #[serde(rename = "type")]
     pub kind: EventType,
     #[serde(with = "rfc3339_seconds")]
     pub detected_at: DateTime<Utc>,
+    /// The first order that lists the invoice.
     pub order: OrderInfo,
+    /// Every order the invoice belongs to (more than one for a combined
+    /// shipment, 합배송), `order` first.
+    #[serde(default)]
+    pub orders: Vec<OrderInfo>,
     pub invoice: InvoiceInfo,
     pub changes: Vec<Change>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,7 +206,7 @@ pub struct Event {
 impl Event {
     /// Every change kind in the set (routing matches on any of them).
     pub fn kinds(&self) -> impl Iterator<Item = EventType> + '_ {
-        self.changes.iter().map(|c| c.field.kind())
+        self.changes.iter().map(Change::kind)
     }
 
     /// The same event without personal data, for targets that did not opt in.

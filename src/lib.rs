@@ -48,6 +48,7 @@ pub mod delivery;
 pub mod demo;
 pub mod diff;
 pub mod event;
+pub mod http;
 pub mod metrics;
 pub mod poll;
 pub mod poomgo;
@@ -59,22 +60,3 @@ pub mod shutdown;
 pub mod sim;
 pub mod status;
 pub mod store;
-
-use std::time::Duration;
-
-/// The process's one HTTP client. `timeout` is the default total time-out of
-/// a request; senders with other needs set their own per request.
-pub fn http_client(
-    connect_timeout: Duration,
-    timeout: Duration,
-) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .timeout(timeout)
-        .user_agent(concat!("poomgo-notifier/", env!("CARGO_PKG_VERSION")))
-        // A redirect is never followed: a webhook that moved answers 3xx,
-        // which is reported, instead of the event going somewhere unasked.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", poomgo::describe(e)))
-}

@@ -37,6 +37,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     describe_gauge!("poomgo_invoices_tracked", "Invoice snapshots in the store.");
     describe_counter!("poomgo_events_total", "Change events detected, by kind.");
     describe_counter!(
+        "poomgo_skipped_invoices_total",
+        "Invoices (or rows) a poll left out because a tracked value was odd, by reason."
+    );
+    describe_counter!(
         "poomgo_deliveries_total",
         "Delivery attempts by target and outcome (delivered, failed)."
     );
@@ -74,6 +78,10 @@ pub fn upstream_throttled() {
 pub fn delivery(target: &str, outcome: &'static str) {
     counter!("poomgo_deliveries_total", "target" => target.to_owned(), "outcome" => outcome)
         .increment(1);
+}
+
+pub fn skipped(reason: &'static str) {
+    counter!("poomgo_skipped_invoices_total", "reason" => reason).increment(1);
 }
 
 pub fn event(kind: crate::event::EventType) {

@@ -1,20 +1,46 @@
-//! One poll, end to end: scan the window, diff each page against the store,
-//! commit the page (snapshots + outbox entries in one transaction), and
-//! after the last page record the poll, prune and flush; then deliver.
+//! One poll, end to end: for each window of the plan, scan its pages, diff
+//! each page against the store, commit the page (snapshots + outbox entries in
+//! one transaction, flushed before anything of it can be sent), and after
+//! the last page record the window's baseline; then prune.
 //!
-//! A failed page ends the scan, but every page before it stays committed:
-//! the diff never infers anything from an invoice it did not see, so a
-//! partial poll is safe, and the next poll carries on. The baseline (silent
-//! first poll) is only marked done by a complete scan.
+//! What keeps it correct on a bad day:
+//!
+//! - **A failed or short page ends nothing it should not.** Pages before it
+//!   stay committed (the diff never infers anything from an invoice it did not
+//!   see), but the poll is not complete: no baseline is recorded, nothing is
+//!   pruned, and the caller reports failure.
+//! - **Baseline per window.** A window's covered range starts at the first day
+//!   a complete scan of it read. When the window reaches further back than
+//!   that (new, or `lookback_days` raised), the uncovered days are scanned as
+//!   their own query and recorded silently; an invoice first seen in the
+//!   covered days is announced. A window with no covered range yet is a
+//!   baseline as a whole.
+//! - **One invoice, one observation.** An invoice listed by several rows (a
+//!   combined shipment, or a row repeated as pages drift, or overlapping
+//!   windows) is diffed once per poll, with every row of its page.
+//! - **Canceled only when every row says so.** An invoice whose rows all list
+//!   it as canceled is held until the scan is complete, because a later page
+//!   may list it as active; an incomplete scan drops the held cancellations
+//!   (the next poll sees them again).
+//! - **Skipped invoices cost only themselves.** The parser leaves out an
+//!   invoice with an odd tracked value; the poll counts and logs it once
+//!   (path, never value) and skips the invoice in every row for this poll.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::delivery::{self, Sender, Target};
-use crate::diff::{DiffContext, Observation, diff};
-use crate::poomgo::{PoomgoClient, PoomgoError, ScanPage, poll_window};
+use crate::diff::{DiffContext, Observation, Prior, diff};
+use crate::poomgo::{
+    Invoice, PoomgoClient, PoomgoError, Reported, Row, ScanPage, Skip, Window, poll_window,
+};
 use crate::render::Renderer;
 use crate::shutdown::Shutdown;
 use crate::status::StatusTable;
@@ -28,12 +54,15 @@ pub struct App {
     pub statuses: Arc<StatusTable>,
     pub targets: Vec<Target>,
     pub sender: Sender,
+    /// Bumped after every flushed commit that queued outbox entries: delivery
+    /// workers wake on it, and nothing they read can be forgotten by a crash.
+    pub committed: watch::Sender<u64>,
 }
 
 impl App {
     pub fn new(config: Config) -> anyhow::Result<App> {
         let http =
-            crate::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+            crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
         let client = PoomgoClient::new(&config.poomgo, http.clone())?;
         let Delivery {
             statuses,
@@ -56,6 +85,7 @@ impl App {
             client,
             statuses,
             targets,
+            committed: watch::Sender::new(0),
         })
     }
 
@@ -99,7 +129,7 @@ impl Delivery {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PollOptions {
-    /// Announce every invoice of the first poll instead of recording silently.
+    /// Announce what windows see for the first time instead of recording it silently.
     pub notify_existing: bool,
 }
 
@@ -107,13 +137,19 @@ pub struct PollOptions {
 #[derive(Debug, Default)]
 pub struct PollReport {
     pub pages: u32,
+    /// Distinct invoices diffed.
     pub invoices_seen: u64,
     pub events: u64,
     pub outbox_entries: u64,
+    /// Some part of the poll was a silent baseline.
     pub baseline: bool,
     pub pruned: u64,
     /// Snapshots in the store after a complete poll (counted by the prune pass).
     pub invoices_tracked: Option<u64>,
+    /// Invoices (and rows) left out for odd values, one per invoice and path.
+    pub skipped: Vec<Skip>,
+    /// Pages that fell short of their `total`, as "`window` page N".
+    pub short_pages: Vec<String>,
     pub end: ScanEnd,
 }
 
@@ -128,8 +164,9 @@ pub enum ScanEnd {
 }
 
 impl PollReport {
+    /// Every window was read to its end and every page held what its `total` promised.
     pub fn is_complete(&self) -> bool {
-        matches!(self.end, ScanEnd::Complete)
+        matches!(self.end, ScanEnd::Complete) && self.short_pages.is_empty()
     }
 
     /// Retrying cannot help until the configuration changes (a rejected key).
@@ -137,15 +174,19 @@ impl PollReport {
         matches!(&self.end, ScanEnd::Failed(e) if e.is_configuration())
     }
 
-    /// Why the scan ended early, worded for a person.
+    /// Why the poll is not complete, worded for a person.
     pub fn failure(&self) -> Option<String> {
         match &self.end {
-            ScanEnd::Complete => None,
             ScanEnd::Interrupted => Some(format!(
                 "the poll was interrupted by shutdown; the {} page(s) before were committed",
                 self.pages
             )),
             ScanEnd::Failed(e) => Some(format!("the Poomgo scan stopped at {e}")),
+            ScanEnd::Complete if !self.short_pages.is_empty() => Some(format!(
+                "the Poomgo scan was incomplete: {} held fewer rows than `total` promised, even when read again; what they held is committed, no baseline was recorded, and the next poll reads them again",
+                self.short_pages.join(", ")
+            )),
+            ScanEnd::Complete => None,
         }
     }
 }
@@ -159,6 +200,42 @@ pub async fn poll(
     poll_until(app, options, now, &Shutdown::new()).await
 }
 
+/// One part of a window: a day range, announced or recorded silently.
+struct Part {
+    from: NaiveDate,
+    to: NaiveDate,
+    silent: bool,
+}
+
+/// The parts of `window` given the first day its baseline covers: covered
+/// days first (so an invoice is announced when any covered day shows it),
+/// then the uncovered ones, silently.
+fn parts(window: &Window, covered_from: Option<NaiveDate>, notify_existing: bool) -> Vec<Part> {
+    let whole = |silent| Part {
+        from: window.from,
+        to: window.to,
+        silent,
+    };
+    match covered_from {
+        _ if notify_existing => vec![whole(false)],
+        None => vec![whole(true)],
+        Some(c) if c <= window.from => vec![whole(false)],
+        Some(c) if c > window.to => vec![whole(true)],
+        Some(c) => vec![
+            Part {
+                from: c,
+                to: window.to,
+                silent: false,
+            },
+            Part {
+                from: window.from,
+                to: c.checked_sub_days(Days::new(1)).unwrap_or(c),
+                silent: true,
+            },
+        ],
+    }
+}
+
 /// As [`poll`], stopping when `stop` fires: pages already committed stay,
 /// the page being fetched and the rest are abandoned, uncommitted.
 pub async fn poll_until(
@@ -167,46 +244,33 @@ pub async fn poll_until(
     now: DateTime<Utc>,
     stop: &Shutdown,
 ) -> Result<PollReport, StoreError> {
-    let baseline = !app.store.baseline_done()? && !options.notify_existing;
-    let mut report = PollReport {
-        baseline,
-        ..PollReport::default()
-    };
-    let ctx = DiffContext {
-        now,
-        statuses: &app.statuses,
-        baseline,
-    };
-    let mut scan = app
-        .client
-        .scan(poll_window(now, app.config.poomgo.lookback_days));
-    let mut stopped = stop.clone();
-    loop {
-        // A shutdown abandons the page being fetched (nothing of it is
-        // committed) rather than waiting out a slow upstream.
-        let page = tokio::select! {
-            biased;
-            _ = stopped.wait() => {
-                report.end = ScanEnd::Interrupted;
-                break;
+    let mut report = PollReport::default();
+    let mut state = PollState::default();
+    let windows = vec![poll_window(now, app.config.poomgo.lookback_days)];
+    'windows: for window in &windows {
+        let covered = match app.store.covered_from(&window.name)? {
+            Some(c) => Some(c),
+            // A schema-1 store: its one baseline covered this window.
+            None if window.name == "created" && app.store.legacy_baseline_done()? => {
+                Some(window.from)
             }
-            page = scan.next_page() => page,
+            None => None,
         };
-        match page {
-            None => break,
-            Some(Ok(page)) => {
-                let batch = diff_page(app, &page, &ctx, &mut report)?;
-                app.store.commit_page(&batch)?;
-            }
-            Some(Err(e)) => {
-                report.end = ScanEnd::Failed(e);
-                break;
+        let shorts_before = report.short_pages.len();
+        for part in parts(window, covered, options.notify_existing) {
+            report.baseline |= part.silent;
+            let end = scan_part(app, window, &part, now, stop, &mut state, &mut report).await?;
+            if !matches!(end, ScanEnd::Complete) {
+                report.end = end;
+                break 'windows;
             }
         }
+        if report.short_pages.len() == shorts_before {
+            app.store.set_covered_from(&window.name, window.from)?;
+        }
     }
-    let stats = scan.stats();
-    report.pages = stats.pages;
-    report.invoices_seen = stats.invoices;
+    report.invoices_seen = state.diffed;
+    report_skips(&report.skipped);
     if report.is_complete() {
         app.store.record_successful_poll(now.timestamp())?;
         let retention = i64::from(app.config.store.retention_days) * 86_400;
@@ -218,49 +282,335 @@ pub async fn poll_until(
     Ok(report)
 }
 
-fn diff_page(
+/// Scans one part of a window, committing page by page.
+async fn scan_part(
     app: &App,
-    page: &ScanPage,
-    ctx: &DiffContext<'_>,
+    window: &Window,
+    part: &Part,
+    now: DateTime<Utc>,
+    stop: &Shutdown,
+    state: &mut PollState,
     report: &mut PollReport,
-) -> Result<PageBatch, StoreError> {
-    let mut batch = PageBatch::default();
-    for row in &page.rows {
-        let seen = row
+) -> Result<ScanEnd, StoreError> {
+    let ctx = DiffContext {
+        now,
+        statuses: &app.statuses,
+        baseline: part.silent,
+        generation: app.store.generation(),
+    };
+    let mut scan = app.client.scan(window.query_days(part.from, part.to));
+    let mut stopped = stop.clone();
+    let mut short = false;
+    let end = loop {
+        // A shutdown abandons the page being fetched (nothing of it is
+        // committed) rather than waiting out a slow upstream.
+        let page = tokio::select! {
+            biased;
+            _ = stopped.wait() => break ScanEnd::Interrupted,
+            page = scan.next_page() => page,
+        };
+        match page {
+            None => break ScanEnd::Complete,
+            Some(Ok(page)) => {
+                if page.short {
+                    short = true;
+                    report
+                        .short_pages
+                        .push(format!("`{}` page {}", window.name, page.number));
+                }
+                let batch = diff_page(app, &page, &ctx, state, report)?;
+                commit(app, &batch).await?;
+            }
+            Some(Err(e)) => break ScanEnd::Failed(e),
+        }
+    };
+    report.pages += scan.stats().pages;
+    let held = std::mem::take(&mut state.held);
+    if matches!(end, ScanEnd::Complete) && !short {
+        let mut batch = PageBatch::default();
+        for h in &held {
+            let rows: Vec<&Row> = h.rows.iter().collect();
+            observe(app, &h.invoice, &rows, true, &ctx, &mut batch, report)?;
+        }
+        commit(app, &batch).await?;
+    } else if !held.is_empty() {
+        tracing::info!(
+            held = held.len(),
+            "cancellations seen in an incomplete scan are left for the next poll"
+        );
+    }
+    Ok(end)
+}
+
+/// Commits a page's batch; when it queued deliveries, makes it durable
+/// before any of them can be sent, then wakes the delivery workers.
+async fn commit(app: &App, batch: &PageBatch) -> Result<(), StoreError> {
+    app.store.commit_page(batch)?;
+    if !batch.entries.is_empty() {
+        app.store.flush().await?;
+        app.committed.send_modify(|n| *n += 1);
+    }
+    Ok(())
+}
+
+/// What a poll remembers across its pages and windows.
+#[derive(Default)]
+struct PollState {
+    /// Invoices diffed (or held, or skipped) so far in this poll.
+    seen: SeenInvoices,
+    /// Invoices every row of which listed them as canceled, waiting for the
+    /// end of the scan (a later page may list them as active).
+    held: Vec<Held>,
+    diffed: u64,
+}
+
+struct Held {
+    invoice: Invoice,
+    rows: Vec<Row>,
+}
+
+/// One invoice's listings on one page, merged: every row that lists it, and
+/// whether all of them list it as canceled.
+#[derive(Debug)]
+pub struct Listed<'a> {
+    pub invoice: Invoice,
+    pub rows: Vec<&'a Row>,
+    pub all_canceled: bool,
+}
+
+/// Groups a page's listings by invoice, in page order. Active listings'
+/// reports win over canceled ones; otherwise the first report of a field
+/// wins. A row repeated on the page counts once.
+pub fn group_page(rows: &[Row]) -> Vec<Listed<'_>> {
+    let mut groups: Vec<Listed> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for row in rows {
+        let listings = row
             .invoices
             .iter()
             .map(|i| (i, false))
             .chain(row.canceled_invoices.iter().map(|i| (i, true)));
-        for (invoice, canceled) in seen {
-            let previous = app.store.snapshot(&invoice.invoice_id)?;
-            let detection = diff(
-                previous.as_ref(),
-                Observation {
-                    row,
-                    invoice,
-                    canceled,
-                },
-                ctx,
-            );
-            if let Some(event) = &detection.event {
-                report.events += 1;
-                crate::metrics::event(event.kind);
-                for target in app.targets.iter().filter(|t| t.wants(event)) {
-                    batch.entries.push((
-                        target.name.clone(),
-                        target.entry_for(event, ctx.now.timestamp()),
-                    ));
-                    report.outbox_entries += 1;
+        for (invoice, canceled) in listings {
+            let id = invoice.invoice_id.as_str();
+            match index.get(id) {
+                Some(&g) => {
+                    let group = &mut groups[g];
+                    if !group
+                        .rows
+                        .iter()
+                        .any(|r| r.id == row.id && r.order_code == row.order_code)
+                    {
+                        group.rows.push(row);
+                    }
+                    merge(&mut group.invoice, invoice, !canceled && group.all_canceled);
+                    group.all_canceled &= canceled;
                 }
-            }
-            if detection.needs_write {
-                batch
-                    .snapshots
-                    .push((invoice.invoice_id.clone(), detection.snapshot));
+                None => {
+                    index.insert(id, groups.len());
+                    groups.push(Listed {
+                        invoice: invoice.clone(),
+                        rows: vec![row],
+                        all_canceled: canceled,
+                    });
+                }
             }
         }
     }
+    groups
+}
+
+fn diff_page(
+    app: &App,
+    page: &ScanPage,
+    ctx: &DiffContext<'_>,
+    state: &mut PollState,
+    report: &mut PollReport,
+) -> Result<PageBatch, StoreError> {
+    let mut batch = PageBatch::default();
+    for skip in &page.skipped {
+        if let Some(id) = &skip.invoice_id {
+            state.seen.insert(id);
+        }
+        if !report.skipped.iter().any(|s| same_skip(s, skip)) {
+            report.skipped.push(skip.clone());
+        }
+    }
+    for group in group_page(&page.rows) {
+        let id = group.invoice.invoice_id.as_str();
+        if state.seen.contains(id) {
+            // Listed again in this poll (drift, another window, another
+            // page of a combined shipment): a held cancellation that is
+            // listed as active here is active after all.
+            if !group.all_canceled
+                && let Some(pos) = state
+                    .held
+                    .iter()
+                    .position(|h| h.invoice.invoice_id == group.invoice.invoice_id)
+            {
+                let held = state.held.swap_remove(pos);
+                let mut merged = group.invoice.clone();
+                merge(&mut merged, &held.invoice, false);
+                let rows: Vec<&Row> = group.rows.iter().copied().chain(&held.rows).collect();
+                observe(app, &merged, &rows, false, ctx, &mut batch, report)?;
+            }
+            continue;
+        }
+        state.seen.insert(id);
+        state.diffed += 1;
+        if group.all_canceled {
+            let already = app
+                .store
+                .snapshot(&group.invoice.invoice_id)?
+                .is_some_and(|s| s.canceled);
+            if !already {
+                state.held.push(Held {
+                    invoice: group.invoice,
+                    rows: group.rows.into_iter().cloned().collect(),
+                });
+                continue;
+            }
+        }
+        observe(
+            app,
+            &group.invoice,
+            &group.rows,
+            group.all_canceled,
+            ctx,
+            &mut batch,
+            report,
+        )?;
+    }
     Ok(batch)
+}
+
+/// `into` takes from `other` every field it did not report. With `prefer`,
+/// `other`'s reports win instead (an active listing over canceled ones).
+fn merge(into: &mut Invoice, other: &Invoice, prefer: bool) {
+    fn pick<T: Clone>(a: &mut Reported<T>, b: &Reported<T>, prefer: bool) {
+        if prefer && !matches!(b, Reported::Absent) || matches!(a, Reported::Absent) {
+            *a = b.clone();
+        }
+    }
+    fn pick_opt<T: Clone>(a: &mut Option<T>, b: &Option<T>, prefer: bool) {
+        if prefer && b.is_some() || a.is_none() {
+            *a = b.clone();
+        }
+    }
+    pick(&mut into.invoice_code, &other.invoice_code, prefer);
+    pick(
+        &mut into.cargo_status_code_key,
+        &other.cargo_status_code_key,
+        prefer,
+    );
+    pick_opt(&mut into.is_printed, &other.is_printed, prefer);
+    pick_opt(&mut into.is_closed, &other.is_closed, prefer);
+    pick_opt(
+        &mut into.logistics_partner_name,
+        &other.logistics_partner_name,
+        prefer,
+    );
+}
+
+/// Diffs one invoice against the store and adds what it changes to `batch`.
+fn observe(
+    app: &App,
+    invoice: &Invoice,
+    rows: &[&Row],
+    canceled: bool,
+    ctx: &DiffContext<'_>,
+    batch: &mut PageBatch,
+    report: &mut PollReport,
+) -> Result<(), StoreError> {
+    let id = &invoice.invoice_id;
+    let snapshot = app.store.snapshot(id)?;
+    let tombstone = match snapshot {
+        Some(_) => None,
+        None => app.store.tombstone(id)?,
+    };
+    let detection = diff(
+        Prior::from_store(snapshot.as_ref(), tombstone),
+        Observation {
+            invoice,
+            rows,
+            canceled,
+        },
+        ctx,
+    );
+    if let Some(event) = &detection.event {
+        report.events += 1;
+        crate::metrics::event(event.kind);
+        for target in app.targets.iter().filter(|t| t.wants(event)) {
+            batch.entries.push((
+                target.name.clone(),
+                target.entry_for(event, ctx.now.timestamp()),
+            ));
+            report.outbox_entries += 1;
+        }
+    }
+    if detection.needs_write {
+        batch.snapshots.push((id.clone(), detection.snapshot));
+    }
+    Ok(())
+}
+
+/// The same odd listing seen again (a repeated row, another window).
+fn same_skip(a: &Skip, b: &Skip) -> bool {
+    let field = |s: &Skip| s.path.rsplit('.').next().map(str::to_owned);
+    a.order_id == b.order_id
+        && a.invoice_id == b.invoice_id
+        && a.reason == b.reason
+        && field(a) == field(b)
+}
+
+/// Logs each skip once and counts it by reason. The log names the order,
+/// the invoice and the JSON path, never the value (it may be personal data).
+fn report_skips(skipped: &[Skip]) {
+    for s in skipped {
+        crate::metrics::skipped(s.reason.label());
+        tracing::warn!(
+            order_id = s.order_id,
+            invoice_id = s.invoice_id.as_deref().unwrap_or("-"),
+            path = %s.path,
+            reason = %s.reason,
+            "skipped an invoice with an odd value this poll; its stored state is kept and it is read again next poll"
+        );
+    }
+}
+
+/// Invoice ids handed out in one poll. Decimal ids are kept as a `u64`
+/// (8 bytes instead of a heap string: this set is the one part of a poll that
+/// grows with the number of invoices). Anything else, including a number
+/// with leading zeros ("007" is not "7"), is kept as text, so two distinct ids
+/// never share a key.
+#[derive(Default)]
+struct SeenInvoices(HashSet<SeenKey>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum SeenKey {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl SeenKey {
+    fn of(s: &str) -> SeenKey {
+        let canonical = !s.is_empty()
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'));
+        match s.parse::<u64>() {
+            Ok(n) if canonical => SeenKey::Number(n),
+            _ => SeenKey::Text(s.into()),
+        }
+    }
+}
+
+impl SeenInvoices {
+    fn insert(&mut self, id: &str) -> bool {
+        self.0.insert(SeenKey::of(id))
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        self.0.contains(&SeenKey::of(id))
+    }
 }
 
 /// What delivering every target's outbox did.
@@ -289,4 +639,70 @@ pub async fn deliver_all(app: &App) -> Result<DeliveryReport, StoreError> {
     }
     app.store.flush().await?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).unwrap()
+    }
+
+    fn window() -> Window {
+        Window {
+            name: "created".into(),
+            axis: crate::poomgo::Axis::Created,
+            from: day(1),
+            to: day(15),
+        }
+    }
+
+    fn spans(parts: &[Part]) -> Vec<(u32, u32, bool)> {
+        use chrono::Datelike;
+        parts
+            .iter()
+            .map(|p| (p.from.day(), p.to.day(), p.silent))
+            .collect()
+    }
+
+    #[test]
+    fn a_window_is_split_at_its_covered_day() {
+        let w = window();
+        assert_eq!(spans(&parts(&w, None, false)), [(1, 15, true)]);
+        assert_eq!(spans(&parts(&w, None, true)), [(1, 15, false)]);
+        assert_eq!(spans(&parts(&w, Some(day(1)), false)), [(1, 15, false)]);
+        assert_eq!(
+            spans(&parts(&w, Some(day(10)), false)),
+            [(10, 15, false), (1, 9, true)],
+            "widened: the new days are a silent baseline"
+        );
+        assert_eq!(spans(&parts(&w, Some(day(20)), false)), [(1, 15, true)]);
+    }
+
+    #[test]
+    fn distinct_ids_never_share_a_seen_key() {
+        assert_eq!(SeenKey::of("456000"), SeenKey::Number(456000));
+        assert_ne!(SeenKey::of("007"), SeenKey::of("7"));
+        assert_ne!(SeenKey::of("+7"), SeenKey::of("7"));
+        assert_eq!(SeenKey::of("INV-1"), SeenKey::Text("INV-1".into()));
+        assert_eq!(SeenKey::of("0"), SeenKey::Number(0));
+        assert_eq!(
+            SeenKey::of("99999999999999999999999"),
+            SeenKey::Text("99999999999999999999999".into())
+        );
+    }
+
+    #[test]
+    fn merging_listings_keeps_the_first_report_unless_preferred() {
+        let mut a = Invoice::bare("1");
+        a.is_printed = Some(true);
+        let mut b = Invoice::bare("1");
+        b.is_printed = Some(false);
+        b.is_closed = Some(true);
+        merge(&mut a, &b, false);
+        assert_eq!((a.is_printed, a.is_closed), (Some(true), Some(true)));
+        merge(&mut a, &b, true);
+        assert_eq!(a.is_printed, Some(false));
+    }
 }

@@ -188,9 +188,12 @@ pub fn type_label(kind: EventType) -> &'static str {
     match kind {
         EventType::Assigned => "송장 할당",
         EventType::Printed => "송장 출력",
+        EventType::Unprinted => "송장 출력 취소",
         EventType::Closed => "출고 마감",
+        EventType::Unclosed => "출고 마감 취소",
         EventType::CodeChanged => "송장번호 변경",
         EventType::StatusChanged => "배송 상태 변경",
+        EventType::Uncanceled => "취소 철회",
         EventType::Canceled => "송장 취소",
     }
 }

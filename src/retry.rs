@@ -22,13 +22,21 @@ pub struct RetryPolicy {
     /// Each wait is drawn uniformly from `wait·(1 − jitter) ..= wait·(1 + jitter)`,
     /// so that many clients that failed together do not retry together.
     jitter: f64,
-    /// No wait, including one a server asked for with `Retry-After`, exceeds this.
+    /// No wait of the schedule exceeds this.
     max_wait: Duration,
+    /// What a server asks for with `Retry-After` is honoured up to this.
+    retry_after_cap: Duration,
 }
 
 impl RetryPolicy {
     /// `attempts` attempts in all; waits double from `base` up to `max`.
-    pub fn exponential(attempts: u32, base: Duration, max: Duration) -> Self {
+    /// A `Retry-After` is honoured as given up to `retry_after_cap`.
+    pub fn exponential(
+        attempts: u32,
+        base: Duration,
+        max: Duration,
+        retry_after_cap: Duration,
+    ) -> Self {
         let waits = (0..attempts.saturating_sub(1))
             .map(|i| base.saturating_mul(1u32 << i.min(20)).min(max))
             .collect();
@@ -36,16 +44,19 @@ impl RetryPolicy {
             waits,
             jitter: 0.2,
             max_wait: max,
+            retry_after_cap,
         }
     }
 
-    /// A fixed schedule of waits (e.g. 5s, 5m, 30m, 2h, …).
+    /// A fixed schedule of waits (e.g. 5s, 5m, 30m, 2h, …). A `Retry-After`
+    /// never shortens a step and is capped at the schedule's longest step.
     pub fn schedule(waits: Vec<Duration>, jitter: f64) -> Self {
         let max_wait = waits.iter().copied().max().unwrap_or_default();
         RetryPolicy {
             waits,
             jitter: jitter.clamp(0.0, 1.0),
             max_wait,
+            retry_after_cap: max_wait,
         }
     }
 
@@ -56,7 +67,8 @@ impl RetryPolicy {
 
     /// The wait after failed attempt number `attempt` (1-based), or `None` when
     /// the schedule is used up. `retry_after` is what the server asked for; the
-    /// wait is never shorter than that, and never longer than `max_wait`.
+    /// wait is never shorter than that (up to `retry_after_cap`), nor than the
+    /// schedule's step.
     pub fn wait_after(&self, attempt: u32, retry_after: Option<Duration>) -> Option<Duration> {
         let base = *self.waits.get(attempt.checked_sub(1)? as usize)?;
         let jittered = if self.jitter > 0.0 {
@@ -64,8 +76,8 @@ impl RetryPolicy {
         } else {
             base
         };
-        let wait = retry_after.map_or(jittered, |asked| asked.max(jittered));
-        Some(wait.min(self.max_wait.max(base)))
+        let asked = retry_after.map_or(Duration::ZERO, |a| a.min(self.retry_after_cap));
+        Some(jittered.min(self.max_wait.max(base)).max(asked))
     }
 }
 
@@ -75,7 +87,12 @@ mod tests {
 
     #[test]
     fn exponential_doubles_and_caps() {
-        let p = RetryPolicy::exponential(5, Duration::from_millis(100), Duration::from_millis(300));
+        let p = RetryPolicy::exponential(
+            5,
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+            Duration::from_secs(3600),
+        );
         assert_eq!(p.attempts(), 5);
         assert_eq!(
             p.waits,
@@ -85,7 +102,12 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_its_band() {
-        let p = RetryPolicy::exponential(3, Duration::from_secs(10), Duration::from_secs(60));
+        let p = RetryPolicy::exponential(
+            3,
+            Duration::from_secs(10),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        );
         for _ in 0..1000 {
             let w = p.wait_after(1, None).unwrap();
             assert!(
@@ -96,17 +118,25 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_lengthens_but_never_past_max() {
-        let p = RetryPolicy::schedule(vec![Duration::from_secs(1); 2], 0.0);
+    fn retry_after_lengthens_up_to_its_own_cap() {
+        let p = RetryPolicy::schedule(vec![Duration::from_secs(1), Duration::from_secs(4)], 0.0);
         assert_eq!(
             p.wait_after(1, Some(Duration::from_millis(10))),
-            Some(Duration::from_secs(1))
+            Some(Duration::from_secs(1)),
+            "never shortens the schedule"
         );
-        let p = RetryPolicy::exponential(3, Duration::from_millis(10), Duration::from_secs(5));
-        let w = p.wait_after(1, Some(Duration::from_secs(3))).unwrap();
-        assert_eq!(w, Duration::from_secs(3));
-        let w = p.wait_after(1, Some(Duration::from_secs(3600))).unwrap();
-        assert_eq!(w, Duration::from_secs(5));
+        assert_eq!(
+            p.wait_after(1, Some(Duration::from_secs(60))),
+            Some(Duration::from_secs(4)),
+            "a schedule caps it at its longest step"
+        );
+        let hour = Duration::from_secs(3600);
+        let p =
+            RetryPolicy::exponential(3, Duration::from_millis(10), Duration::from_secs(5), hour);
+        let w = p.wait_after(1, Some(Duration::from_secs(30))).unwrap();
+        assert_eq!(w, Duration::from_secs(30), "honoured past retry_max");
+        let w = p.wait_after(1, Some(Duration::from_secs(86_400))).unwrap();
+        assert_eq!(w, hour);
     }
 
     #[test]

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::diff::{DiffContext, Observation, Snapshot, diff};
+use crate::diff::{DiffContext, Observation, Prior, Snapshot, diff};
 use crate::event::{Event, EventType};
-use crate::poomgo::{Invoice, InvoiceId, Person, Row};
+use crate::poomgo::{Invoice, InvoiceId, Person, Reported, Row};
 use crate::status::StatusTable;
 
 const OUT: &str = "INVOICE_CARGO_STATUS_OUTFORDELIVERY";
@@ -21,7 +21,7 @@ fn row() -> Row {
         postcode: Some("06236".into()),
     };
     Row {
-        id: 1001,
+        id: Some(1001),
         channel_name: Some("스마트스토어".into()),
         order_code: Some("20261201_000123".into()),
         code: Some("2026120100000123".into()),
@@ -44,10 +44,10 @@ fn row() -> Row {
 fn invoice(printed: bool, closed: bool, cargo: Option<&str>, code: &str) -> Invoice {
     Invoice {
         invoice_id: InvoiceId("456000".into()),
-        invoice_code: Some(code.into()),
+        invoice_code: Reported::Value(code.into()),
         is_printed: Some(printed),
         is_closed: Some(closed),
-        cargo_status_code_key: cargo.map(str::to_owned),
+        cargo_status_code_key: cargo.map(str::to_owned).into(),
         logistics_partner_name: Some("CJ대한통운".into()),
     }
 }
@@ -55,13 +55,14 @@ fn invoice(printed: bool, closed: bool, cargo: Option<&str>, code: &str) -> Invo
 fn snapshot(printed: bool, closed: bool, cargo: Option<&str>) -> Snapshot {
     Snapshot {
         rev: 2,
-        invoice_code: Some("380424004285".into()),
-        is_printed: printed,
-        is_closed: closed,
-        cargo_status_code_key: cargo.map(str::to_owned),
+        invoice_code: Some(Some("380424004285".into())),
+        is_printed: Some(printed),
+        is_closed: Some(closed),
+        cargo_status_code_key: Some(cargo.map(str::to_owned)),
         canceled: false,
         is_final: false,
         last_seen: 0,
+        orders: Vec::new(),
     }
 }
 
@@ -75,9 +76,19 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
             invoice(true, false, None, code),
             false,
         ),
+        EventType::Unprinted => (
+            Some(snapshot(true, false, None)),
+            invoice(false, false, None, code),
+            false,
+        ),
         EventType::Closed => (
             Some(snapshot(true, false, None)),
             invoice(true, true, None, code),
+            false,
+        ),
+        EventType::Unclosed => (
+            Some(snapshot(true, true, None)),
+            invoice(true, false, None, code),
             false,
         ),
         EventType::CodeChanged => (
@@ -88,6 +99,15 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
         EventType::StatusChanged => (
             Some(snapshot(true, true, Some(OUT))),
             invoice(true, true, Some(DELIVERED), code),
+            false,
+        ),
+        EventType::Uncanceled => (
+            Some(Snapshot {
+                canceled: true,
+                is_final: true,
+                ..snapshot(true, false, None)
+            }),
+            invoice(true, false, None, code),
             false,
         ),
         EventType::Canceled => (
@@ -101,12 +121,13 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
         now,
         statuses,
         baseline: false,
+        generation: "g5a3f1e",
     };
     diff(
-        previous.as_ref(),
+        Prior::from_store(previous.as_ref(), None),
         Observation {
-            row: &row,
             invoice: &seen,
+            rows: &[&row],
             canceled,
         },
         &ctx,

@@ -4,13 +4,24 @@
 //! | tree              | key                      | value |
 //! |-------------------|--------------------------|-------|
 //! | `snapshots`       | invoice id (UTF-8)       | [`Snapshot`] |
+//! | `tombstones`      | invoice id (UTF-8)       | last revision (u64 big-endian) of a pruned invoice |
 //! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] |
 //! | `dead/<target>`   | sequence (u64 big-endian) | [`OutboxEntry`] |
-//! | `meta`            | name                     | schema version, baseline flag, last poll, outbox sequence |
+//! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence |
 //!
 //! Values are one version byte followed by postcard: compact, and a future
-//! layout can be told apart from this one. Opening a store whose schema
-//! version is newer than this binary's fails with a message saying so.
+//! layout can be told apart from this one. Older record versions are still
+//! read (a snapshot written by schema 1 has no order list); opening a store
+//! whose schema version is newer than this binary's fails with a message
+//! saying so. An older store is migrated in place and the log says so.
+//!
+//! **The generation** is a random token renewed every time a process opens
+//! the store, and the first part of every event id detected in that run. An
+//! event's id is fixed when it is committed, so retries keep it; a wiped store
+//! or one restored from a backup starts a new generation, so no id is ever
+//! reused. (A generation made only at creation would repeat ids after a
+//! restore from backup.) Pruning leaves a tombstone with the invoice's last
+//! revision, so an invoice that reappears continues its revisions.
 //!
 //! **The commit.** The snapshots of one page and the outbox entries its
 //! events produce are written in one sled transaction across the trees, so a
@@ -36,14 +47,19 @@ use crate::event::EventType;
 use crate::poomgo::InvoiceId;
 
 /// The layout this binary writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
-/// The version byte in front of every value.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The version byte in front of every value this binary writes.
 const RECORD_VERSION: u8 = 1;
+/// Snapshots carry the orders of a combined shipment since version 2.
+const SNAPSHOT_VERSION: u8 = 2;
 
 const META_SCHEMA: &[u8] = b"schema_version";
+/// Schema 1's "the first poll completed" flag; read once to migrate.
 const META_BASELINE: &[u8] = b"baseline_done";
 const META_LAST_POLL: &[u8] = b"last_successful_poll";
 const META_OUTBOX_SEQ: &[u8] = b"outbox_seq";
+const META_GENERATION: &[u8] = b"generation";
+const META_COVERED: &str = "covered/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -92,7 +108,9 @@ pub struct PageBatch {
 pub struct Store {
     db: sled::Db,
     snapshots: Tree,
+    tombstones: Tree,
     meta: Tree,
+    generation: String,
     outboxes: BTreeMap<String, Tree>,
     dead: BTreeMap<String, Tree>,
 }
@@ -126,11 +144,22 @@ impl Store {
                         found,
                     });
                 }
+                if found < SCHEMA_VERSION {
+                    tracing::info!(
+                        path = %path.display(),
+                        from = found,
+                        to = SCHEMA_VERSION,
+                        "migrating the store in place: event ids now carry a generation, pruned invoices leave a tombstone, and each poll window keeps its own baseline (the existing baseline counts for the current window)"
+                    );
+                    meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
+                }
             }
             None => {
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             }
         }
+        let generation = format!("g{:08x}", fastrand::u32(..));
+        meta.insert(META_GENERATION, generation.as_bytes())?;
         let mut outboxes = BTreeMap::new();
         let mut dead = BTreeMap::new();
         for &t in targets {
@@ -139,18 +168,30 @@ impl Store {
         }
         Ok(Store {
             snapshots: db.open_tree("snapshots")?,
+            tombstones: db.open_tree("tombstones")?,
             meta,
+            generation,
             outboxes,
             dead,
             db,
         })
     }
 
+    /// This run's generation: the first part of every event id it detects.
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
     pub fn snapshot(&self, id: &InvoiceId) -> Result<Option<Snapshot>, StoreError> {
         self.snapshots
             .get(id.as_str())?
-            .map(|v| decode("snapshots", &v))
+            .map(|v| decode_snapshot(&v))
             .transpose()
+    }
+
+    /// The last revision of a pruned invoice.
+    pub fn tombstone(&self, id: &InvoiceId) -> Result<Option<u64>, StoreError> {
+        Ok(self.tombstones.get(id.as_str())?.and_then(|v| u64_of(&v)))
     }
 
     /// Snapshots stored in all.
@@ -166,7 +207,7 @@ impl Store {
         let snapshots: Vec<(&str, Vec<u8>)> = batch
             .snapshots
             .iter()
-            .map(|(id, s)| (id.as_str(), encode(s)))
+            .map(|(id, s)| (id.as_str(), encode_versioned(SNAPSHOT_VERSION, s)))
             .collect();
         let mut target_index = BTreeMap::new();
         let mut trees: Vec<&Tree> = vec![&self.snapshots, &self.meta];
@@ -210,13 +251,40 @@ impl Store {
             })
     }
 
-    pub fn baseline_done(&self) -> Result<bool, StoreError> {
+    /// Whether a schema-1 store had completed its first poll: its baseline
+    /// counts for the window that has no covered range of its own yet.
+    pub fn legacy_baseline_done(&self) -> Result<bool, StoreError> {
         Ok(self.meta.get(META_BASELINE)?.is_some())
     }
 
-    /// Records a complete poll: the baseline is done from now on.
+    /// The first day a window's baseline covers: invoices first seen on an
+    /// earlier day of that window are recorded silently.
+    pub fn covered_from(&self, window: &str) -> Result<Option<chrono::NaiveDate>, StoreError> {
+        let Some(v) = self.meta.get(format!("{META_COVERED}{window}"))? else {
+            return Ok(None);
+        };
+        let text = std::str::from_utf8(&v).unwrap_or_default();
+        text.parse().map(Some).map_err(|_| StoreError::Corrupt {
+            tree: "meta".into(),
+            reason: format!("covered range of window `{window}` is not a date"),
+        })
+    }
+
+    /// Records that a complete scan covered `window` from `from`.
+    pub fn set_covered_from(
+        &self,
+        window: &str,
+        from: chrono::NaiveDate,
+    ) -> Result<(), StoreError> {
+        self.meta.insert(
+            format!("{META_COVERED}{window}"),
+            from.format("%Y-%m-%d").to_string().as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Records a complete poll.
     pub fn record_successful_poll(&self, at_unix: i64) -> Result<(), StoreError> {
-        self.meta.insert(META_BASELINE, &[1u8])?;
         self.meta.insert(META_LAST_POLL, &at_unix.to_be_bytes())?;
         Ok(())
     }
@@ -230,22 +298,26 @@ impl Store {
             .map(|v| v as i64))
     }
 
-    /// Removes snapshots of final invoices last seen before `before_unix`.
-    /// Non-final invoices are kept however old: forgetting them would
-    /// announce them again as new. The same pass counts what is kept, so
-    /// nothing else has to walk every snapshot to know the total.
+    /// Removes snapshots of final invoices last seen before `before_unix`,
+    /// leaving a tombstone with the last revision. Non-final invoices are kept
+    /// however old. The same pass counts what is kept, so nothing else has to
+    /// walk every snapshot to know the total.
     pub fn prune(&self, before_unix: i64) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
         for item in self.snapshots.iter() {
             let (key, value) = item?;
-            let s: Snapshot = decode("snapshots", &value)?;
+            let s = decode_snapshot(&value)?;
+            if !(s.is_final && s.last_seen < before_unix) {
+                pruned.kept += 1;
+                continue;
+            }
+            // The tombstone first: a crash in between leaves both, never neither.
+            self.tombstones.insert(&key, &s.rev.to_be_bytes())?;
             // Only if unchanged since read: a concurrent writer would win.
-            if s.is_final
-                && s.last_seen < before_unix
-                && self
-                    .snapshots
-                    .compare_and_swap(&key, Some(value), None::<&[u8]>)?
-                    .is_ok()
+            if self
+                .snapshots
+                .compare_and_swap(&key, Some(value), None::<&[u8]>)?
+                .is_ok()
             {
                 pruned.removed += 1;
             } else {
@@ -377,9 +449,56 @@ fn u64_of(bytes: &[u8]) -> Option<u64> {
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![RECORD_VERSION];
+    encode_versioned(RECORD_VERSION, value)
+}
+
+fn encode_versioned<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![version];
     out.extend(postcard::to_stdvec(value).expect("postcard serializes plain data"));
     out
+}
+
+/// A snapshot as schema 1 wrote it (before combined-shipment orders).
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    rev: u64,
+    invoice_code: Option<String>,
+    is_printed: bool,
+    is_closed: bool,
+    cargo_status_code_key: Option<String>,
+    canceled: bool,
+    is_final: bool,
+    last_seen: i64,
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        tree: "snapshots".into(),
+        reason,
+    };
+    match bytes.split_first() {
+        Some((&SNAPSHOT_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((1, rest)) => {
+            let v1: SnapshotV1 = postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))?;
+            Ok(Snapshot {
+                rev: v1.rev,
+                invoice_code: Some(v1.invoice_code),
+                is_printed: Some(v1.is_printed),
+                is_closed: Some(v1.is_closed),
+                cargo_status_code_key: Some(v1.cargo_status_code_key),
+                canceled: v1.canceled,
+                is_final: v1.is_final,
+                last_seen: v1.last_seen,
+                orders: Vec::new(),
+            })
+        }
+        Some((v, _)) => Err(corrupt(format!(
+            "record version {v} is unknown to this binary"
+        ))),
+        None => Err(corrupt("empty record".into())),
+    }
 }
 
 fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -405,13 +524,14 @@ mod tests {
     fn snap(rev: u64, is_final: bool, last_seen: i64) -> Snapshot {
         Snapshot {
             rev,
-            invoice_code: Some("1".into()),
-            is_printed: true,
-            is_closed: false,
-            cargo_status_code_key: None,
+            invoice_code: Some(Some("1".into())),
+            is_printed: Some(true),
+            is_closed: Some(false),
+            cargo_status_code_key: Some(None),
             canceled: false,
             is_final,
             last_seen,
+            orders: Vec::new(),
         }
     }
 
@@ -476,12 +596,13 @@ mod tests {
     }
 
     #[test]
-    fn state_survives_reopening_and_baseline_is_recorded() {
+    fn state_survives_reopening_and_every_open_is_a_new_generation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 17).unwrap();
+        let first = {
             let store = Store::open(&path, 8, &["a"]).unwrap();
-            assert!(!store.baseline_done().unwrap());
+            assert_eq!(store.covered_from("created").unwrap(), None);
             store
                 .commit_page(&PageBatch {
                     snapshots: vec![(InvoiceId("9".into()), snap(0, false, 1))],
@@ -489,11 +610,59 @@ mod tests {
                 })
                 .unwrap();
             store.record_successful_poll(1234).unwrap();
-        }
+            store.set_covered_from("created", day).unwrap();
+            store.generation().to_owned()
+        };
         let store = Store::open(&path, 8, &["a"]).unwrap();
-        assert!(store.baseline_done().unwrap());
+        assert_eq!(store.covered_from("created").unwrap(), Some(day));
         assert_eq!(store.last_successful_poll().unwrap(), Some(1234));
         assert_eq!(store.snapshot_count(), 1);
+        assert!(first.starts_with('g') && first.len() == 9, "{first}");
+        assert_ne!(store.generation(), first);
+    }
+
+    #[test]
+    fn a_schema_1_store_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(META_SCHEMA, &1u32.to_be_bytes()).unwrap();
+            meta.insert(META_BASELINE, &[1u8]).unwrap();
+            let old = (
+                3u64,
+                Some("380"),
+                true,
+                true,
+                None::<String>,
+                false,
+                false,
+                99i64,
+            );
+            let mut bytes = vec![1u8];
+            bytes.extend(postcard::to_stdvec(&old).unwrap());
+            db.open_tree("snapshots")
+                .unwrap()
+                .insert("456000", bytes)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(&path, 8, &[]).unwrap();
+        assert!(store.legacy_baseline_done().unwrap());
+        let s = store
+            .snapshot(&InvoiceId("456000".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.rev, s.invoice_code, s.last_seen),
+            (3, Some(Some("380".into())), 99)
+        );
+        assert!(s.orders.is_empty());
+        assert_eq!(
+            store.meta.get(META_SCHEMA).unwrap().unwrap().as_ref(),
+            SCHEMA_VERSION.to_be_bytes()
+        );
     }
 
     #[test]
@@ -529,7 +698,7 @@ mod tests {
         }
         let message = Store::open(&path, 8, &[]).err().unwrap().to_string();
         assert!(
-            message.contains("newer poomgo-notifier") && message.contains("schema 2"),
+            message.contains("newer poomgo-notifier") && message.contains("schema 3"),
             "{message}"
         );
     }
@@ -558,6 +727,15 @@ mod tests {
             store.snapshot(&InvoiceId("old-final".into())).unwrap(),
             None
         );
+        assert_eq!(
+            store.tombstone(&InvoiceId("old-final".into())).unwrap(),
+            Some(1),
+            "a pruned invoice leaves its last revision"
+        );
+        assert_eq!(
+            store.tombstone(&InvoiceId("old-open".into())).unwrap(),
+            None
+        );
         assert!(
             store
                 .snapshot(&InvoiceId("old-open".into()))
@@ -575,12 +753,13 @@ mod tests {
     #[test]
     fn an_unknown_record_version_is_an_error_not_a_panic() {
         assert!(
-            decode::<Snapshot>("snapshots", &[9, 1, 2])
+            decode_snapshot(&[9, 1, 2])
                 .unwrap_err()
                 .to_string()
                 .contains("record version 9")
         );
-        assert!(decode::<Snapshot>("snapshots", &[]).is_err());
-        assert!(decode::<Snapshot>("snapshots", &[RECORD_VERSION, 0xff]).is_err());
+        assert!(decode_snapshot(&[]).is_err());
+        assert!(decode_snapshot(&[SNAPSHOT_VERSION, 0xff]).is_err());
+        assert!(decode::<OutboxEntry>("outbox/a", &[RECORD_VERSION, 0xff]).is_err());
     }
 }

@@ -21,12 +21,12 @@ pub mod webhook;
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Config, TargetConfig, TargetKind};
 use crate::event::{Event, EventType};
-use crate::poomgo::{describe, parse_retry_after, snippet};
+use crate::http::{describe, retry_after, snippet};
 use crate::render::{RenderError, Renderer};
 use crate::shutdown::Shutdown;
 use crate::store::{OutboxEntry, Store, StoreError};
@@ -204,13 +204,9 @@ impl Sender {
         if status.is_success() {
             return Ok(());
         }
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
-        let detail = snippet(&text, target.url.expose_secret());
+        let detail = snippet(&text, target.url.expose_secret(), 200);
         let detail = if detail.is_empty() {
             String::new()
         } else {

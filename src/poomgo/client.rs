@@ -5,13 +5,16 @@
 //! | upstream says                         | [`PoomgoError`]   | retried? |
 //! |---------------------------------------|-------------------|----------|
 //! | 401 / 403                             | `KeyRejected`     | never: it is a configuration error |
-//! | 408, 429, 5xx, connect error, time-out, body cut off | `GaveUp` once the retry policy is spent | yes, with back-off and jitter, at least `Retry-After` |
+//! | 408, 429, 5xx, connect error, time-out, body cut off | `GaveUp` once the retry policy is spent | yes, with back-off and jitter, at least `Retry-After` (up to an hour) |
+//! | 200 whose body is not JSON or not the documented envelope (a proxy's HTML maintenance page) | `Malformed` once the retry policy is spent | yes, like a 5xx |
 //! | any other 4xx                         | `Refused`         | never: the same request fails the same way |
-//! | 2xx whose body is not the documented shape | `Malformed` | never: it names the page and the JSON path |
+//!
+//! Odd rows inside a good envelope are not failures at all: the parser
+//! leaves them out and lists them (see [`super::model`]).
 //!
 //! The API key travels in a header marked sensitive and is never formatted:
 //! not in an error, a log line or `Debug`. reqwest's own errors carry the URL,
-//! so they are stripped with `without_url` before they are described.
+//! so they are described through [`crate::http::describe`].
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -20,7 +23,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::model::{OrdersPage, OrdersRequest, Query, ShapeError, parse_page};
 use crate::config::PoomgoConfig;
+use crate::http::{describe, retry_after, snippet};
 use crate::retry::RetryPolicy;
+
+/// The longest `Retry-After` the client waits out in one go.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
 
 /// The path of the orders endpoint under `base_url`.
 pub const ORDERS_PATH: &str = "/open-api/oms/orders";
@@ -42,8 +49,14 @@ pub enum PoomgoError {
         attempts: u32,
         last: String,
     },
-    #[error("page {page}: {reason}")]
-    Malformed { page: u32, reason: ShapeError },
+    #[error(
+        "page {page}: the answer was not the documented page after {attempts} attempts: {reason}"
+    )]
+    Malformed {
+        page: u32,
+        attempts: u32,
+        reason: ShapeError,
+    },
 }
 
 impl PoomgoError {
@@ -84,6 +97,10 @@ enum Failure {
     Transient {
         reason: String,
         retry_after: Option<Duration>,
+        /// Set when a 200 carried a body that is not the documented page.
+        shape: Option<ShapeError>,
+        /// The HTTP status, when there was one.
+        status: Option<u16>,
     },
 }
 
@@ -104,6 +121,7 @@ impl PoomgoClient {
                     config.max_attempts,
                     config.retry_base,
                     config.retry_max,
+                    RETRY_AFTER_CAP,
                 ),
                 page_size: config.page_size.clamp(1, super::MAX_PAGE_SIZE),
                 concurrency: config.concurrency.max(1),
@@ -147,8 +165,10 @@ impl PoomgoClient {
                 Err(Failure::Transient {
                     reason,
                     retry_after,
+                    shape,
+                    status,
                 }) => {
-                    if retry_after.is_some() || reason.starts_with("HTTP 429") {
+                    if retry_after.is_some() || status == Some(429) {
                         crate::metrics::upstream_throttled();
                     }
                     match self.inner.retry.wait_after(attempt, retry_after) {
@@ -158,10 +178,17 @@ impl PoomgoClient {
                             tokio::time::sleep(wait).await;
                         }
                         None => {
-                            return Err(PoomgoError::GaveUp {
-                                page,
-                                attempts: attempt,
-                                last: reason,
+                            return Err(match shape {
+                                Some(reason) => PoomgoError::Malformed {
+                                    page,
+                                    attempts: attempt,
+                                    reason,
+                                },
+                                None => PoomgoError::GaveUp {
+                                    page,
+                                    attempts: attempt,
+                                    last: reason,
+                                },
                             });
                         }
                     }
@@ -194,15 +221,23 @@ impl PoomgoClient {
             .map_err(|e| Failure::Transient {
                 reason: describe(e),
                 retry_after: None,
+                shape: None,
+                status: None,
             })?;
         let status = response.status();
         if status.is_success() {
             let bytes = response.bytes().await.map_err(|e| Failure::Transient {
                 reason: format!("the body was cut off ({})", describe(e)),
                 retry_after: None,
+                shape: None,
+                status: Some(200),
             })?;
-            return parse_page(&bytes)
-                .map_err(|reason| Failure::Fatal(PoomgoError::Malformed { page, reason }));
+            return parse_page(&bytes).map_err(|shape| Failure::Transient {
+                reason: format!("HTTP 200 but {shape}"),
+                retry_after: None,
+                shape: Some(shape),
+                status: Some(200),
+            });
         }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(Failure::Fatal(PoomgoError::KeyRejected {
@@ -210,11 +245,7 @@ impl PoomgoClient {
                 status: status.as_u16(),
             }));
         }
-        let retry_after = response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let retry_after = retry_after(response.headers());
         if crate::retry::is_transient_status(status.as_u16()) {
             let reason = match retry_after {
                 Some(d) => format!("HTTP {} (Retry-After {}s)", status.as_u16(), d.as_secs()),
@@ -223,10 +254,12 @@ impl PoomgoClient {
             return Err(Failure::Transient {
                 reason,
                 retry_after,
+                shape: None,
+                status: Some(status.as_u16()),
             });
         }
         let text = response.text().await.unwrap_or_default();
-        let detail = snippet(&text, self.inner.api_key.expose_secret());
+        let detail = snippet(&text, self.inner.api_key.expose_secret(), 200);
         Err(Failure::Fatal(PoomgoError::Refused {
             page,
             status: status.as_u16(),
@@ -236,53 +269,5 @@ impl PoomgoClient {
                 format!(": {detail}")
             },
         }))
-    }
-}
-
-/// `Retry-After` as delay-seconds. (The HTTP-date form is rare on APIs and is
-/// treated as absent: the back-off schedule still applies.)
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-/// A reqwest error as one line, without the URL (which for webhook targets
-/// may carry a token), with its cause chain.
-pub fn describe(error: reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "a time-out"
-    } else if error.is_connect() {
-        "a connection error"
-    } else if error.is_body() || error.is_decode() {
-        "a broken body"
-    } else {
-        "a transport error"
-    };
-    let error = error.without_url();
-    let mut causes = Vec::new();
-    let mut source = std::error::Error::source(&error);
-    while let Some(s) = source {
-        causes.push(s.to_string());
-        source = s.source();
-    }
-    causes.dedup();
-    if causes.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {}", causes.join(": "))
-    }
-}
-
-/// At most 200 characters of an error body, on one line, with `secret` masked
-/// in case the server echoes it back.
-pub fn snippet(text: &str, secret: &str) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    let masked = if secret.len() >= 4 {
-        one_line.replace(secret, "<redacted>")
-    } else {
-        one_line
-    };
-    match masked.char_indices().nth(200) {
-        Some((i, _)) => format!("{}…", &masked[..i]),
-        None => masked,
     }
 }

@@ -2,49 +2,60 @@
 //!
 //! Page 1 is fetched alone because only its `total` says how many pages there
 //! are; then up to `concurrency` pages are in flight at once and handed out in
-//! page order. The caller consumes one [`ScanPage`] at a time, so memory is
-//! bounded by `concurrency × page_size` rows plus the set of ids seen, never by
-//! the whole result.
+//! page order. Each fetch runs as its own task, so pages keep arriving while
+//! the caller diffs and commits the one before. Memory is bounded by
+//! `concurrency × page_size` rows, never by the whole result.
+//!
+//! **Complete means complete.** A page must hold as many rows as its own
+//! `total` says it should (`min(pageSize, total − rows before it)`). A page
+//! that comes back short (an upstream glitch that answers `rows: []` under a
+//! non-zero `total`) is read once more; if the second answer still falls short
+//! of what *its* `total` promises, the page is handed out as it is and counted
+//! as short, and the scan is incomplete. Orders that disappear mid-scan lower
+//! `total`, so a later page with fewer rows that its `total` explains is not
+//! short.
 //!
 //! Rows shift between pages while new orders arrive (the API is newest first),
-//! so the same row can be served twice in one scan. Every invoice id is handed
-//! out at most once per scan; a repeated row whose invoices were all handed
-//! out already is dropped and counted as a duplicate. When a later page
-//! reports a larger `total`, the scan grows to cover it.
+//! so the same row can be served twice in one scan. The scan hands out what
+//! it read; telling a repeat from a combined shipment (one invoice listed by
+//! several orders) is the poll's job, across every window of the poll. When a
+//! later page reports a larger `total`, the scan grows to cover it.
 //!
 //! A failed page ends the scan with that error. Pages already handed out stay
 //! valid (the diff never infers anything from an invoice it did not see).
 
-use std::{collections::HashSet, future::Future, pin::Pin, sync::Arc};
+use std::{collections::VecDeque, sync::Arc};
 
-use futures_util::{StreamExt, stream::FuturesOrdered};
+use tokio::task::JoinHandle;
 
 use super::client::{PoomgoClient, PoomgoError};
-use super::model::{InvoiceId, OrdersPage, Query, Row};
+use super::model::{OrdersPage, Query, Row, Skip};
 
-/// One page of a scan, after de-duplication.
+/// One page of a scan.
 #[derive(Debug)]
 pub struct ScanPage {
     pub number: u32,
     pub rows: Vec<Row>,
+    /// Invoices and rows the parser left out of `rows`.
+    pub skipped: Vec<Skip>,
+    /// The page held fewer rows than its `total` promised, twice.
+    pub short: bool,
 }
 
 /// What a scan saw.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScanStats {
     /// Pages fetched and handed out.
     pub pages: u32,
-    /// Rows handed out (after de-duplication).
+    /// Rows received (every element of `rows`, readable or not).
     pub rows: u64,
-    /// Distinct invoices handed out (active and canceled).
-    pub invoices: u64,
-    /// Rows dropped because everything in them was already handed out.
-    pub duplicate_rows: u64,
     /// The largest `total` the API reported during the scan.
     pub total: u64,
+    /// Pages that fell short of their `total` even when read again.
+    pub short_pages: Vec<u32>,
 }
 
-type PageFuture = Pin<Box<dyn Future<Output = (u32, Result<OrdersPage, PoomgoError>)> + Send>>;
+type PageTask = JoinHandle<Result<(OrdersPage, bool), PoomgoError>>;
 
 pub struct Scan {
     client: PoomgoClient,
@@ -53,11 +64,18 @@ pub struct Scan {
     next_page: u32,
     /// The last page known to exist; 0 until page 1 arrived.
     last_page: u32,
-    in_flight: FuturesOrdered<PageFuture>,
-    seen_rows: HashSet<u64>,
-    seen_invoices: HashSet<SeenKey>,
+    in_flight: VecDeque<(u32, PageTask)>,
     stats: ScanStats,
     finished: bool,
+}
+
+impl Drop for Scan {
+    fn drop(&mut self) {
+        // A scan given up (shutdown, a failed page) stops its fetches.
+        for (_, task) in &self.in_flight {
+            task.abort();
+        }
+    }
 }
 
 impl PoomgoClient {
@@ -69,12 +87,39 @@ impl PoomgoClient {
             query: Arc::new(query),
             next_page: 1,
             last_page: 0,
-            in_flight: FuturesOrdered::new(),
-            seen_rows: HashSet::new(),
-            seen_invoices: HashSet::new(),
+            in_flight: VecDeque::new(),
             stats: ScanStats::default(),
             finished: false,
         }
+    }
+
+    /// Fetches page `number` and, when it holds fewer rows than its own
+    /// `total` promises, once more. The flag says it was still short.
+    async fn fetch_whole_page(
+        &self,
+        query: &Query,
+        number: u32,
+    ) -> Result<(OrdersPage, bool), PoomgoError> {
+        let page = self.fetch_page(query, number).await?;
+        if !self.is_short(&page, number) {
+            return Ok((page, false));
+        }
+        tracing::warn!(
+            page = number,
+            rows = page.raw_rows,
+            total = page.total,
+            "a Poomgo page held fewer rows than its total promised; reading it again"
+        );
+        let again = self.fetch_page(query, number).await?;
+        let short = self.is_short(&again, number);
+        Ok((again, short))
+    }
+
+    fn is_short(&self, page: &OrdersPage, number: u32) -> bool {
+        let size = u64::from(self.page_size());
+        let before = u64::from(number.saturating_sub(1)) * size;
+        let expected = page.total.saturating_sub(before).min(size);
+        (page.raw_rows as u64) < expected
     }
 }
 
@@ -85,35 +130,42 @@ impl Scan {
             return None;
         }
         if self.last_page == 0 {
-            let first = self.client.fetch_page(&self.query, 1).await;
+            let first = self.client.fetch_whole_page(&self.query, 1).await;
             return Some(self.accept(1, first));
         }
         self.refill();
-        match self.in_flight.next().await {
-            None => {
+        let Some((number, task)) = self.in_flight.pop_front() else {
+            self.finished = true;
+            return None;
+        };
+        let result = match task.await {
+            Ok(r) => r,
+            Err(e) => {
+                // A fetch task only ends without a result when it panicked.
                 self.finished = true;
-                None
+                return Some(Err(PoomgoError::GaveUp {
+                    page: number,
+                    attempts: 0,
+                    last: format!("the page's fetch task failed: {e}"),
+                }));
             }
-            Some((number, result)) => {
-                let page = self.accept(number, result);
-                if !self.finished {
-                    self.refill();
-                }
-                Some(page)
-            }
+        };
+        let page = self.accept(number, result);
+        if !self.finished {
+            self.refill();
         }
+        Some(page)
     }
 
-    pub fn stats(&self) -> ScanStats {
-        self.stats
+    pub fn stats(&self) -> &ScanStats {
+        &self.stats
     }
 
     fn refill(&mut self) {
         while self.in_flight.len() < self.client.concurrency() && self.next_page <= self.last_page {
             let (client, query, number) = (self.client.clone(), self.query.clone(), self.next_page);
-            self.in_flight.push_back(Box::pin(async move {
-                (number, client.fetch_page(&query, number).await)
-            }));
+            let task = tokio::spawn(async move { client.fetch_whole_page(&query, number).await });
+            self.in_flight.push_back((number, task));
             self.next_page += 1;
         }
     }
@@ -121,18 +173,24 @@ impl Scan {
     fn accept(
         &mut self,
         number: u32,
-        result: Result<OrdersPage, PoomgoError>,
+        result: Result<(OrdersPage, bool), PoomgoError>,
     ) -> Result<ScanPage, PoomgoError> {
-        let page = match result {
+        let (page, short) = match result {
             Ok(page) => page,
             Err(e) => {
                 self.finished = true;
-                self.in_flight = FuturesOrdered::new();
+                for (_, task) in self.in_flight.drain(..) {
+                    task.abort();
+                }
                 return Err(e);
             }
         };
         self.stats.pages += 1;
+        self.stats.rows += page.raw_rows as u64;
         self.stats.total = self.stats.total.max(page.total);
+        if short {
+            self.stats.short_pages.push(number);
+        }
         let pages = page
             .total
             .div_ceil(u64::from(self.client.page_size()))
@@ -141,72 +199,11 @@ impl Scan {
         if number == 1 {
             self.next_page = 2;
         }
-        let mut rows = page.rows;
-        rows.retain_mut(|row| self.first_sight(row));
-        self.stats.rows += rows.len() as u64;
-        Ok(ScanPage { number, rows })
-    }
-
-    /// Drops from `row` every invoice already handed out in this scan; false
-    /// when nothing new is left in it. Canceled invoices are taken first, so
-    /// an invoice listed both ways counts as canceled.
-    fn first_sight(&mut self, row: &mut Row) -> bool {
-        let new_row = self.seen_rows.insert(row.id);
-        let had_invoices = !row.invoices.is_empty() || !row.canceled_invoices.is_empty();
-        let seen = &mut self.seen_invoices;
-        row.canceled_invoices
-            .retain(|i| seen.insert(SeenKey::of(&i.invoice_id)));
-        row.invoices
-            .retain(|i| seen.insert(SeenKey::of(&i.invoice_id)));
-        let kept = row.invoices.len() + row.canceled_invoices.len();
-        self.stats.invoices += kept as u64;
-        let keep = kept > 0 || (new_row && !had_invoices);
-        if !keep {
-            self.stats.duplicate_rows += 1;
-        }
-        keep
-    }
-}
-
-/// How a scan remembers an invoice id it handed out. The ids seen so far are
-/// decimal numbers, kept as a `u64` (8 bytes instead of a heap string: this
-/// set is the one part of a scan that grows with the number of invoices).
-/// Anything else, including a number with leading zeros ("007" is not "7"),
-/// is kept as text, so two distinct ids never share a key.
-#[derive(Debug, PartialEq, Eq, Hash)]
-enum SeenKey {
-    Number(u64),
-    Text(Box<str>),
-}
-
-impl SeenKey {
-    fn of(id: &InvoiceId) -> SeenKey {
-        let s = id.as_str();
-        let canonical = !s.is_empty()
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && (s == "0" || !s.starts_with('0'));
-        match s.parse::<u64>() {
-            Ok(n) if canonical => SeenKey::Number(n),
-            _ => SeenKey::Text(s.into()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn distinct_ids_never_share_a_seen_key() {
-        let key = |s: &str| SeenKey::of(&InvoiceId(s.into()));
-        assert_eq!(key("456000"), SeenKey::Number(456000));
-        assert_ne!(key("007"), key("7"));
-        assert_ne!(key("+7"), key("7"));
-        assert_eq!(key("INV-1"), SeenKey::Text("INV-1".into()));
-        assert_eq!(key("0"), SeenKey::Number(0));
-        assert_eq!(
-            key("99999999999999999999999"),
-            SeenKey::Text("99999999999999999999999".into())
-        );
+        Ok(ScanPage {
+            number,
+            rows: page.rows,
+            skipped: page.skipped,
+            short,
+        })
     }
 }

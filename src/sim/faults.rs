@@ -11,7 +11,13 @@
 //! | `slow:1500ms`   | every page waits 1.5 s before answering |
 //! | `notjson@4`     | page 4 answers 200 with an HTML body |
 //! | `truncated@2x1` | page 2's body is cut off mid-transfer, once |
+//! | `empty@1`       | page 1 answers `rows: []` under its real, non-zero `total` |
 //! | `401`           | every page rejects the key |
+//!
+//! Odd values inside rows are posted as JSON only: `{"fault": {"mangle":
+//! {"row": 0, "pointer": "/invoices/0/isPrinted", "value": "yes"}}}` sets the
+//! value at a JSON pointer inside row 0 of the page; without `value` the key
+//! is removed.
 
 use std::time::Duration;
 
@@ -42,6 +48,16 @@ pub enum Fault {
     NotJson,
     /// Send half of the body, then break the connection.
     Truncated,
+    /// Answer with the real `total` but no rows (an upstream glitch).
+    EmptyRows,
+    /// Set (or, without `value`, remove) the value at a JSON pointer inside
+    /// one row of the page: odd types, missing keys.
+    Mangle {
+        row: usize,
+        pointer: String,
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    },
 }
 
 impl FaultRule {
@@ -83,6 +99,7 @@ impl FaultRule {
             ("slow", None) => Fault::Slow { millis: 1000 },
             ("notjson", None) => Fault::NotJson,
             ("truncated", None) => Fault::Truncated,
+            ("empty", None) => Fault::EmptyRows,
             ("429", arg) => Fault::TooManyRequests {
                 retry_after_secs: arg
                     .map(str::parse)

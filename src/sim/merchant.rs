@@ -21,7 +21,7 @@
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, Utc};
 use serde::Serialize;
 
-use crate::poomgo::{Invoice, InvoiceId, Person, Query, kst_day};
+use crate::poomgo::{Invoice, InvoiceId, Person, Query, Reported, kst_day};
 
 pub const STATUS_PICKEDUP: &str = "INVOICE_CARGO_STATUS_PICKEDUP";
 pub const STATUS_INTRANSIT: &str = "INVOICE_CARGO_STATUS_INTRANSIT";
@@ -109,10 +109,10 @@ impl SimInvoice {
     pub fn to_invoice(&self) -> Invoice {
         Invoice {
             invoice_id: InvoiceId(self.id.to_string()),
-            invoice_code: Some(self.code.clone()),
+            invoice_code: Reported::Value(self.code.clone()),
             is_printed: Some(self.printed),
             is_closed: Some(self.closed),
-            cargo_status_code_key: self.cargo.map(str::to_owned),
+            cargo_status_code_key: self.cargo.map(str::to_owned).into(),
             logistics_partner_name: Some(self.partner.to_owned()),
         }
     }
@@ -137,6 +137,16 @@ pub struct SimOrder {
     pub packed: bool,
     pub invoices: Vec<SimInvoice>,
     pub canceled: Vec<SimInvoice>,
+    /// Invoices another order holds that this order lists too (a combined
+    /// shipment, 합배송), each with whether this order lists it as canceled.
+    pub linked: Vec<Link>,
+}
+
+/// One order's listing of an invoice that another order holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub invoice_id: u64,
+    pub canceled: bool,
 }
 
 /// How one [`Merchant::advance`] step behaves.
@@ -318,6 +328,7 @@ impl Merchant {
             packed: false,
             invoices: Vec::new(),
             canceled: Vec::new(),
+            linked: Vec::new(),
         }
     }
 
@@ -374,6 +385,47 @@ impl Merchant {
             address: Some(address),
             postcode: with_postcode.then(|| format!("{:05}", self.rng.u32(1000..63_000))),
         }
+    }
+
+    /// The invoice with this id, active or canceled, wherever it is held.
+    pub fn invoice(&self, id: u64) -> Option<&SimInvoice> {
+        self.orders
+            .iter()
+            .flat_map(|o| o.invoices.iter().chain(&o.canceled))
+            .find(|i| i.id == id)
+    }
+
+    /// Makes the order at `order` list invoice `id` too (a combined shipment).
+    pub fn link(&mut self, order: usize, id: u64) {
+        self.orders[order].linked.push(Link {
+            invoice_id: id,
+            canceled: false,
+        });
+    }
+
+    /// Moves invoice `id` from its order's `canceledInvoices` back to
+    /// `invoices` (a cancellation withdrawn). False when it was not canceled.
+    pub fn uncancel(&mut self, id: u64) -> bool {
+        for o in &mut self.orders {
+            if let Some(i) = o.canceled.iter().position(|c| c.id == id) {
+                let invoice = o.canceled.remove(i);
+                o.invoices.push(invoice);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Moves invoice `id` to its order's `canceledInvoices`. False when it was not active.
+    pub fn cancel(&mut self, id: u64) -> bool {
+        for o in &mut self.orders {
+            if let Some(i) = o.invoices.iter().position(|c| c.id == id) {
+                let invoice = o.invoices.remove(i);
+                o.canceled.push(invoice);
+                return true;
+            }
+        }
+        false
     }
 
     /// The orders matching `query`, newest first.

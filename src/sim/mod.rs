@@ -12,6 +12,7 @@
 //! - `POST /_sim/advance` with an optional JSON body `{"steps":1,"fraction":0.25,"new_orders":3}`
 //! - `POST /_sim/faults` with a [`FaultRule`] as JSON; `DELETE /_sim/faults` clears them
 //! - `GET /_sim/stats`: orders, invoices and requests served
+//! - `POST /_sim/key` with `{"api_key": "..."}`: revoke the key and accept another
 //!
 //! The same server runs in-process for tests ([`Simulator::start`] on port 0).
 
@@ -65,7 +66,7 @@ impl Default for SimOptions {
 struct Shared {
     merchant: Mutex<Merchant>,
     faults: Mutex<faults::Faults>,
-    api_key: String,
+    api_key: Mutex<String>,
     requests: std::sync::atomic::AtomicU64,
     /// Order requests being answered right now, and the most ever at once.
     in_flight: std::sync::atomic::AtomicU64,
@@ -91,7 +92,7 @@ impl Simulator {
         let shared = Arc::new(Shared {
             merchant: Mutex::new(merchant),
             faults: Mutex::new(faults),
-            api_key: options.api_key,
+            api_key: Mutex::new(options.api_key),
             requests: Default::default(),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
@@ -146,8 +147,13 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
-    pub fn api_key(&self) -> &str {
-        &self.shared.api_key
+    pub fn api_key(&self) -> String {
+        self.shared.api_key.lock().expect("sim lock").clone()
+    }
+
+    /// Changes the key the simulator accepts (the old one is revoked).
+    pub fn set_api_key(&self, key: &str) {
+        *self.shared.api_key.lock().expect("sim lock") = key.to_owned();
     }
 
     /// Advances simulated time now.

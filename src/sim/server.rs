@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     Shared,
     faults::{Fault, FaultRule},
-    merchant::{AdvanceOptions, SimInvoice, SimOrder},
+    merchant::{AdvanceOptions, Merchant, SimInvoice, SimOrder},
 };
 use crate::poomgo::{MAX_PAGE_SIZE, ORDERS_PATH, Person, Query};
 
@@ -30,6 +30,7 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/advance", post(advance))
         .route("/_sim/faults", post(add_fault).delete(clear_faults))
         .route("/_sim/stats", axum::routing::get(stats))
+        .route("/_sim/key", post(set_key))
         .with_state(shared)
 }
 
@@ -70,10 +71,11 @@ impl Drop for InFlight<'_> {
 async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let _in_flight = InFlight::enter(&shared);
+    let key = shared.api_key.lock().expect("sim lock").clone();
     if headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        != Some(shared.api_key.as_str())
+        != Some(key.as_str())
     {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
@@ -127,15 +129,25 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         let mut rows = Vec::with_capacity(page_size as usize);
         for order in merchant.matching(&request.query) {
             if total as usize >= skip && rows.len() < page_size as usize {
-                rows.push(RowView::of(order));
+                rows.push(RowView::of(order, &merchant));
             }
             total += 1;
         }
-        serde_json::to_vec(&PageView {
+        if matches!(fault, Some(Fault::EmptyRows)) {
+            rows.clear();
+        }
+        let page = PageView {
             total: total.to_string(),
             rows,
-        })
-        .expect("a page serializes")
+        };
+        match &fault {
+            Some(Fault::Mangle {
+                row,
+                pointer,
+                value,
+            }) => mangle(&page, *row, pointer, value.as_ref()),
+            _ => serde_json::to_vec(&page).expect("a page serializes"),
+        }
     };
     match fault {
         Some(Fault::Truncated) => {
@@ -193,6 +205,49 @@ async fn add_fault(State(shared): State<Arc<Shared>>, Json(rule): Json<FaultRule
 
 async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
     shared.faults.lock().expect("sim lock").clear();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The page as JSON with one value inside one row set (or removed).
+fn mangle(
+    page: &PageView<'_>,
+    row: usize,
+    pointer: &str,
+    value: Option<&serde_json::Value>,
+) -> Vec<u8> {
+    let mut json = serde_json::to_value(page).expect("a page serializes");
+    if let Some(target) = json["rows"].get_mut(row) {
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", pointer));
+        let parent = if parent.is_empty() {
+            Some(target)
+        } else {
+            target.pointer_mut(parent)
+        };
+        match (parent, value) {
+            (Some(serde_json::Value::Object(map)), Some(v)) => {
+                map.insert(key.to_owned(), v.clone());
+            }
+            (Some(serde_json::Value::Object(map)), None) => {
+                map.remove(key);
+            }
+            (Some(serde_json::Value::Array(items)), Some(v)) => {
+                if let Some(slot) = key.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    *slot = v.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    serde_json::to_vec(&json).expect("a page serializes")
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    api_key: String,
+}
+
+async fn set_key(State(shared): State<Arc<Shared>>, Json(body): Json<KeyBody>) -> Response {
+    *shared.api_key.lock().expect("sim lock") = body.api_key;
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -263,7 +318,15 @@ struct ItemView<'a> {
 }
 
 impl<'a> RowView<'a> {
-    fn of(o: &'a SimOrder) -> RowView<'a> {
+    fn of(o: &'a SimOrder, merchant: &'a Merchant) -> RowView<'a> {
+        // A combined shipment: this order also lists invoices another order holds.
+        let linked = |canceled: bool| {
+            o.linked
+                .iter()
+                .filter(move |l| l.canceled == canceled)
+                .filter_map(|l| merchant.invoice(l.invoice_id))
+                .map(InvoiceView::of)
+        };
         let price = o.price.to_string();
         RowView {
             id: o.id,
@@ -278,10 +341,19 @@ impl<'a> RowView<'a> {
             deal_option_name: o.option,
             created_at: o.created_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             order_at: o.order_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-            invoices: o
-                .packed
-                .then(|| o.invoices.iter().map(InvoiceView::of).collect()),
-            canceled_invoices: o.canceled.iter().map(InvoiceView::of).collect(),
+            invoices: (o.packed || !o.linked.is_empty()).then(|| {
+                o.invoices
+                    .iter()
+                    .map(InvoiceView::of)
+                    .chain(linked(false))
+                    .collect()
+            }),
+            canceled_invoices: o
+                .canceled
+                .iter()
+                .map(InvoiceView::of)
+                .chain(linked(true))
+                .collect(),
             items: [ItemView {
                 resource_name: o.deal,
                 quantity: 1,

@@ -170,7 +170,8 @@ async fn preview_prints_exactly_the_body_a_target_would_send() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("# webhook-id: 456000-3") && stderr.contains("# webhook-signature: v1,"),
+        stderr.contains("# webhook-id: g5a3f1e-456000-3")
+            && stderr.contains("# webhook-signature: v1,"),
         "{stderr}"
     );
 

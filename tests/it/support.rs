@@ -44,7 +44,7 @@ pub fn config(base_url: &str, extra: &str) -> Config {
 
 pub fn client(config: &Config) -> PoomgoClient {
     let http =
-        poomgo_notifier::http_client(config.poomgo.connect_timeout, config.poomgo.request_timeout)
+        poomgo_notifier::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)
             .unwrap();
     PoomgoClient::new(&config.poomgo, http).unwrap()
 }
@@ -183,7 +183,16 @@ pub fn changes(sim: &Simulator, change: impl FnOnce()) -> HashSet<String> {
         .collect()
 }
 
+/// The `webhook-id`s received, without their generation: `<invoiceId>-<rev>`.
 pub fn ids(requests: &[wiremock::Request]) -> Vec<String> {
+    raw_ids(requests)
+        .iter()
+        .map(|id| without_generation(id).to_owned())
+        .collect()
+}
+
+/// The `webhook-id`s received, exactly.
+pub fn raw_ids(requests: &[wiremock::Request]) -> Vec<String> {
     requests
         .iter()
         .map(|r| {
@@ -195,6 +204,13 @@ pub fn ids(requests: &[wiremock::Request]) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// `g1a2b3c4d-456000-3` → `456000-3`.
+pub fn without_generation(id: &str) -> &str {
+    let (generation, rest) = id.split_once('-').expect("an id with a generation");
+    assert!(generation.starts_with('g'), "{id}");
+    rest
 }
 
 /// A wiremock receiver that answers every POST with `status` after `delay`.
