@@ -74,6 +74,21 @@ impl Daemon {
         .await;
     }
 
+    /// Waits for the process to exit by itself.
+    async fn exited(mut self, limit: Duration) -> (Option<i32>, String) {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), std::fs::read_to_string(&self.log).unwrap());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "the daemon did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit code.
     async fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
@@ -466,5 +481,114 @@ async fn a_second_process_on_the_same_store_is_refused_with_a_clear_message() {
         "{stderr}"
     );
     let (code, _) = daemon.terminate(Duration::from_secs(10)).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn a_key_rejected_on_the_first_poll_exits_2() {
+    let sim = sim(20).await;
+    sim.set_api_key("a-different-key");
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&sim, &server, dir.path(), "")).await;
+    let (code, log) = daemon.exited(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("rejected the key"), "{log}");
+    assert!(!log.contains(API_KEY));
+}
+
+#[tokio::test]
+async fn a_key_revoked_mid_run_keeps_delivering_backs_off_and_recovers() {
+    let sim = sim(300).await;
+    let server = MockServer::start().await;
+    let failing = wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount_as_scoped(&server)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&sim, &server, dir.path(), "")).await;
+    daemon.wait_healthy("the baseline poll").await;
+    let expected = changes(&sim, || {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.3,
+            new_orders: 0,
+        });
+    });
+    eventually("a refused delivery", Duration::from_secs(15), || async {
+        !received(&server, "/erp").await.is_empty()
+    })
+    .await;
+
+    // The key is revoked while entries wait in the outbox.
+    sim.set_api_key("revoked-and-replaced");
+    eventually("503: API key rejected", Duration::from_secs(15), || async {
+        let (status, body) = daemon.get("/healthz").await;
+        status == 503 && body.contains("API key rejected")
+    })
+    .await;
+    drop(failing);
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    eventually(
+        "every change delivered while the key is rejected",
+        Duration::from_secs(40),
+        || async {
+            let got: HashSet<String> = ids(&received(&server, "/erp").await).into_iter().collect();
+            expected.is_subset(&got)
+        },
+    )
+    .await;
+    assert_eq!(daemon.health().await, 503, "still rejected");
+
+    // Backing off: far fewer attempts than the 1 s schedule would make.
+    let before = sim.requests();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let attempts = sim.requests() - before;
+    assert!(attempts <= 3, "{attempts} polls in 6 s with a rejected key");
+
+    sim.set_api_key(API_KEY);
+    eventually(
+        "healthy again by itself",
+        Duration::from_secs(45),
+        || async { daemon.health().await == 200 },
+    )
+    .await;
+    let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.contains("polling backs off until the key works again"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn a_skipped_invoice_leaves_the_daemon_healthy_and_is_counted() {
+    let sim = sim(100).await;
+    sim.add_fault(FaultRule {
+        page: None,
+        fault: poomgo_notifier::sim::Fault::Mangle {
+            row: 0,
+            pointer: "/invoices".into(),
+            value: Some(serde_json::json!("not a list")),
+        },
+        times: None,
+    });
+    let server = receiver(200).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(&config(&sim, &server, dir.path(), "")).await;
+    daemon.wait_healthy("healthy despite the odd row").await;
+    eventually("the skip counted", Duration::from_secs(10), || async {
+        let (_, text) = daemon.get("/metrics").await;
+        metric(
+            &text,
+            "poomgo_skipped_invoices_total",
+            &[("reason", "unreadable_row")],
+        ) >= 1.0
+    })
+    .await;
+    let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
 }

@@ -8,3 +8,4 @@ mod process;
 mod properties;
 mod scan;
 mod support;
+mod upstream;

@@ -54,6 +54,16 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// A full config for the pipeline: the simulator, a store in `dir`, and
 /// `targets` (TOML `[[targets]]` tables) appended.
 pub fn pipeline_toml(sim: &Simulator, dir: &std::path::Path, targets: &str) -> String {
+    pipeline_toml_with(sim, dir, "", targets)
+}
+
+/// As [`pipeline_toml`], with `poomgo` lines added to the `[poomgo]` table.
+pub fn pipeline_toml_with(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    poomgo: &str,
+    targets: &str,
+) -> String {
     format!(
         r#"
 [poomgo]
@@ -61,6 +71,7 @@ base_url = "{}"
 api_key = "sim-key"
 retry_base = "10ms"
 retry_max = "100ms"
+{poomgo}
 [store]
 path = "{}"
 cache_mb = 8
@@ -76,8 +87,18 @@ pub fn pipeline_app(
     dir: &std::path::Path,
     targets: &str,
 ) -> poomgo_notifier::poll::App {
+    pipeline_app_with(sim, dir, "", targets)
+}
+
+/// As [`pipeline_app`], with `poomgo` lines added to the `[poomgo]` table.
+pub fn pipeline_app_with(
+    sim: &Simulator,
+    dir: &std::path::Path,
+    poomgo: &str,
+    targets: &str,
+) -> poomgo_notifier::poll::App {
     let config = Config::parse(
-        &pipeline_toml(sim, dir, targets),
+        &pipeline_toml_with(sim, dir, poomgo, targets),
         "test.toml",
         dir.to_owned(),
         &|_| None,
