@@ -114,8 +114,14 @@ pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyh
 
 /// The one-line summary of a poll.
 pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::DeliveryReport) -> String {
+    let per_target: Vec<String> = delivery
+        .targets
+        .iter()
+        .filter(|(_, pending, dead)| pending + dead > 0)
+        .map(|(name, pending, dead)| format!("{name}: {pending} pending, {dead} dead"))
+        .collect();
     format!(
-        "poll: {} pages, {} invoices seen, {} events{}, {} skipped, {} delivered, {} pending",
+        "poll: {} pages, {} invoices seen, {} events{}, {} skipped, {} delivered, {} pending, {} dead letters{}",
         report.pages,
         report.invoices_seen,
         report.events,
@@ -126,7 +132,13 @@ pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::Deliver
         },
         report.skipped.len(),
         delivery.delivered,
-        delivery.pending
+        delivery.pending,
+        delivery.dead,
+        if per_target.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", per_target.join("; "))
+        }
     )
 }
 
@@ -134,7 +146,7 @@ pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::Deliver
 /// render it for every target against a sample event of every change kind
 /// (strict mode), and with `online` ask the Poomgo API for one row. Prints a
 /// line per check; fails when any did.
-pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
+pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow::Result<()> {
     let mut failed = 0;
     let mut report = |ok: bool, line: String| {
         println!("{} {line}", if ok { "ok  " } else { "FAIL" });
@@ -171,6 +183,17 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
     let samples = crate::samples::all(&delivery.statuses, now);
     let renderer = delivery.sender.renderer();
     for name in renderer.names() {
+        if name.ends_with("/digest") {
+            let digest = crate::delivery::digest::Digest::sample(&samples);
+            match renderer.render_value(&name, &digest.context_for(renderer, &samples)) {
+                Ok(_) => report(
+                    true,
+                    format!("template {name}: renders a digest of every change kind"),
+                ),
+                Err(e) => report(false, e.to_string()),
+            }
+            continue;
+        }
         let errors: Vec<String> = samples
             .iter()
             .filter_map(|e| {
@@ -190,10 +213,10 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
             .iter()
             .filter(|e| target.wants(e))
             .filter_map(|e| {
-                let entry = target.entry_for(e, now.timestamp());
+                let entry = target.entry_for(e, now.timestamp_millis());
                 delivery
                     .sender
-                    .request(target, &entry, now.timestamp())
+                    .request(target, &[&entry], None, now.timestamp())
                     .err()
                     .map(|err| format!("{err} ({})", e.kind))
             })
@@ -207,6 +230,42 @@ pub async fn check(config_path: &Path, online: bool) -> anyhow::Result<()> {
                 ),
             ),
             Some(first) => report(false, format!("target {}: {first}", target.name)),
+        }
+    }
+    if online {
+        for target in &delivery.targets {
+            match target.health_check(&http).await {
+                Ok(found) => report(
+                    true,
+                    format!("target {} ({}): {found}", target.name, target.kind),
+                ),
+                Err(why) => report(
+                    false,
+                    format!("target {} ({}): {why}", target.name, target.kind),
+                ),
+            }
+        }
+    }
+    if send_test {
+        for target in &delivery.targets {
+            let request = target.test_request(now);
+            let id = request.webhook_id.clone();
+            match delivery.sender.post(target, request).await {
+                crate::delivery::Outcome::Delivered => report(
+                    true,
+                    format!(
+                        "target {}: test message delivered{}",
+                        target.name,
+                        id.map(|i| format!(" (webhook.test {i})"))
+                            .unwrap_or_default()
+                    ),
+                ),
+                crate::delivery::Outcome::Retry { error, .. }
+                | crate::delivery::Outcome::Dead { error, .. } => report(
+                    false,
+                    format!("target {}: test message failed: {error}", target.name),
+                ),
+            }
         }
     }
     if online {
@@ -271,11 +330,269 @@ pub fn preview(
             target.name, event.kind
         );
     }
-    let entry = target.entry_for(&event, now.timestamp());
-    let request = delivery.sender.request(target, &entry, now.timestamp())?;
+    let entry = target.entry_for(&event, now.timestamp_millis());
+    let request = delivery
+        .sender
+        .request(target, &[&entry], None, now.timestamp())?;
     for (name, value) in &request.headers {
         eprintln!("# {name}: {}", value.to_str().unwrap_or("<binary>"));
     }
     println!("{}", String::from_utf8_lossy(&request.body));
+    Ok(())
+}
+
+/// How `outbox` and `dead-letters` reach the queue: the store itself when no
+/// process holds it, else the running daemon's admin API.
+enum Reach {
+    Store(Box<crate::store::Store>, Vec<crate::delivery::Target>),
+    Daemon {
+        base: String,
+        token: Option<secrecy::SecretString>,
+        http: reqwest::Client,
+    },
+}
+
+impl Reach {
+    fn open(config_path: &Path) -> anyhow::Result<Reach> {
+        let config = Config::load(config_path)?;
+        let http = crate::http::client(
+            std::time::Duration::from_secs(3),
+            std::time::Duration::from_secs(30),
+        )?;
+        let delivery = crate::poll::Delivery::new(&config, http.clone())?;
+        let names: Vec<&str> = delivery.targets.iter().map(|t| t.name.as_str()).collect();
+        match crate::store::Store::open(&config.store_path(), config.store.cache_mb, &names) {
+            Ok(store) => Ok(Reach::Store(Box::new(store), delivery.targets)),
+            Err(crate::store::StoreError::Open { .. }) if config.admin.listen.is_some() => {
+                let mut addr = config.admin.listen.expect("checked");
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                eprintln!(
+                    "# the store is in use: going through the running daemon at http://{addr}"
+                );
+                Ok(Reach::Daemon {
+                    base: format!("http://{addr}"),
+                    token: config.admin.token.clone(),
+                    http,
+                })
+            }
+            Err(e @ crate::store::StoreError::Open { .. }) => Err(anyhow::anyhow!(
+                "{e}; if a daemon is running, set `[admin] listen` so these commands can reach it"
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A GET of the admin API, or the same operation on the store.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        local: impl FnOnce(
+            &crate::store::Store,
+            &[crate::delivery::Target],
+        ) -> Result<T, crate::operate::OpError>,
+    ) -> anyhow::Result<T> {
+        match self {
+            Reach::Store(store, targets) => Ok(local(store, targets)?),
+            Reach::Daemon { base, http, .. } => {
+                let response = http
+                    .get(format!("{base}{path}"))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "the daemon's admin API did not answer: {}",
+                            crate::http::describe(e)
+                        )
+                    })?;
+                api_answer(response).await
+            }
+        }
+    }
+
+    /// A state-changing POST of the admin API, or the same on the store.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        local: impl FnOnce(
+            &crate::store::Store,
+            &[crate::delivery::Target],
+        ) -> Result<T, crate::operate::OpError>,
+    ) -> anyhow::Result<T> {
+        match self {
+            Reach::Store(store, targets) => {
+                let out = local(store, targets)?;
+                store.flush().await?;
+                Ok(out)
+            }
+            Reach::Daemon { base, http, token } => {
+                let mut request = http.post(format!("{base}{path}"));
+                if let Some(t) = token {
+                    use secrecy::ExposeSecret;
+                    request = request.bearer_auth(t.expose_secret());
+                }
+                let response = request.send().await.map_err(|e| {
+                    anyhow::anyhow!(
+                        "the daemon's admin API did not answer: {}",
+                        crate::http::describe(e)
+                    )
+                })?;
+                api_answer(response).await
+            }
+        }
+    }
+}
+
+async fn api_answer<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> anyhow::Result<T> {
+    let status = response.status();
+    let body = response.bytes().await.unwrap_or_default();
+    if !status.is_success() {
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        if status.as_u16() == 401 {
+            return Err(NeedsOperator(format!(
+                "the daemon refused: {message} (set `admin.token`)"
+            ))
+            .into());
+        }
+        anyhow::bail!("the daemon answered HTTP {}: {message}", status.as_u16());
+    }
+    serde_json::from_slice(&body).context("the daemon's answer is not what this version expects")
+}
+
+fn query(target: Option<&str>) -> String {
+    target.map(|t| format!("?target={t}")).unwrap_or_default()
+}
+
+/// `poomgo-notifier outbox`: pending entries per target, oldest first.
+pub async fn outbox(config_path: &Path, target: Option<&str>) -> anyhow::Result<()> {
+    let reach = Reach::open(config_path)?;
+    let pending: Vec<crate::operate::PendingView> = reach
+        .get(&format!("/api/outbox{}", query(target)), |s, t| {
+            crate::operate::outbox(s, t, target)
+        })
+        .await?;
+    if pending.is_empty() {
+        println!("nothing pending");
+    }
+    for p in &pending {
+        println!(
+            "{}\t{}\t{}\tinvoice {}\torder {}\tattempts {}\tnext {}\t{}",
+            p.target,
+            p.event_id,
+            p.kind,
+            p.invoice_id,
+            p.order_code.as_deref().unwrap_or("-"),
+            p.attempts,
+            p.next_attempt_at,
+            p.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// What `dead-letters` was asked to do.
+pub enum DeadLettersAction {
+    List {
+        target: Option<String>,
+    },
+    Show {
+        event_id: String,
+    },
+    Replay {
+        event_ids: Vec<String>,
+    },
+    ReplayAll {
+        target: Option<String>,
+    },
+    Purge {
+        older_than: std::time::Duration,
+        target: Option<String>,
+    },
+}
+
+/// `poomgo-notifier dead-letters …`.
+pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyhow::Result<()> {
+    use crate::operate::{self as op, Done};
+    let reach = Reach::open(config_path)?;
+    let said = |verb: &str, done: &Done| {
+        println!("{verb} {} dead letter(s)", done.entries.len());
+        for (target, id) in &done.entries {
+            println!("  {target}\t{id}");
+        }
+    };
+    match action {
+        DeadLettersAction::List { target } => {
+            let t = target.as_deref();
+            let list: Vec<op::DeadView> = reach
+                .get(&format!("/api/dead-letters{}", query(t)), |s, ts| {
+                    op::dead_letters(s, ts, t)
+                })
+                .await?;
+            if list.is_empty() {
+                println!("no dead letters");
+            }
+            for d in &list {
+                println!(
+                    "{}\t{}\tinvoice {}\torder {}\t{}\tfailed {}\t{}",
+                    d.event_id,
+                    d.target,
+                    d.invoice_id,
+                    d.order_code.as_deref().unwrap_or("-"),
+                    d.kind,
+                    d.dead_at,
+                    d.reason
+                );
+            }
+        }
+        DeadLettersAction::Show { event_id } => {
+            let detail: op::DeadDetail = reach
+                .get(&format!("/api/dead-letters/{event_id}"), |s, ts| {
+                    op::dead_letter(s, ts, &event_id)
+                })
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&detail)?);
+        }
+        DeadLettersAction::Replay { event_ids } => {
+            let mut done = Done::default();
+            for id in &event_ids {
+                let one: Done = reach
+                    .post(&format!("/api/dead-letters/{id}/replay"), |s, ts| {
+                        op::replay(s, ts, std::slice::from_ref(id))
+                    })
+                    .await?;
+                done.entries.extend(one.entries);
+            }
+            said("replayed (ids kept, attempts reset)", &done);
+        }
+        DeadLettersAction::ReplayAll { target } => {
+            let t = target.as_deref();
+            let done: Done = reach
+                .post(&format!("/api/dead-letters/replay{}", query(t)), |s, ts| {
+                    op::replay_all(s, ts, t)
+                })
+                .await?;
+            said("replayed (ids kept, attempts reset)", &done);
+        }
+        DeadLettersAction::Purge { older_than, target } => {
+            let t = target.as_deref();
+            let human = humantime::format_duration(older_than)
+                .to_string()
+                .replace(' ', "");
+            let path = format!(
+                "/api/dead-letters/purge?older_than={human}{}",
+                t.map(|t| format!("&target={t}")).unwrap_or_default()
+            );
+            let done: Done = reach
+                .post(&path, |s, ts| op::purge(s, ts, t, older_than))
+                .await?;
+            said(&format!("purged (older than {human})"), &done);
+        }
+    }
     Ok(())
 }

@@ -18,7 +18,6 @@
 
 use std::{
     collections::HashSet,
-    fmt,
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -26,7 +25,7 @@ use std::{
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, de};
 
-use crate::event::EventType;
+pub use crate::delivery::{DeliveryConfig, TargetConfig, TargetKind};
 use crate::poomgo::MAX_PAGE_SIZE;
 use crate::status::StatusEntry;
 
@@ -44,6 +43,8 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub targets: Vec<TargetConfig>,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Extra or overriding entries of the cargo status table.
     #[serde(default)]
     pub statuses: Vec<StatusEntry>,
@@ -89,6 +90,9 @@ pub struct PoomgoConfig {
 pub struct AdminConfig {
     #[serde(default)]
     pub listen: Option<std::net::SocketAddr>,
+    /// Required by every state-changing admin call when set (`Authorization: Bearer`).
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub token: Option<SecretString>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,44 +133,6 @@ impl Default for StoreConfig {
             cache_mb: default_cache_mb(),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    Slack,
-    Webhook,
-}
-
-impl fmt::Display for TargetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TargetKind::Slack => "slack",
-            TargetKind::Webhook => "webhook",
-        })
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TargetConfig {
-    pub name: String,
-    pub kind: TargetKind,
-    #[serde(deserialize_with = "secret")]
-    pub url: SecretString,
-    /// Which change kinds this target receives; all when absent.
-    #[serde(default)]
-    pub events: Option<Vec<EventType>>,
-    #[serde(default)]
-    pub include_personal_data: bool,
-    /// `whsec_…` signing secret (webhook targets only).
-    #[serde(default, deserialize_with = "optional_secret")]
-    pub secret: Option<SecretString>,
-    /// Template name under `templates_dir`, e.g. `slack/default`.
-    #[serde(default)]
-    pub template: Option<String>,
-    #[serde(default = "default_send_timeout", deserialize_with = "duration")]
-    pub timeout: Duration,
 }
 
 fn default_templates_dir() -> PathBuf {
@@ -217,26 +183,51 @@ fn default_cache_mb() -> u64 {
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
 }
-fn default_send_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-
-fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+pub(crate) fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
     Ok(SecretString::from(String::deserialize(d)?))
 }
 
-fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+pub(crate) fn optional_secret<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SecretString>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
 }
 
-/// "500ms", "30s", "5m", "2h".
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    humantime::parse_duration(&s).map_err(|e| {
+fn parse_duration<E: de::Error>(s: &str) -> Result<Duration, E> {
+    humantime::parse_duration(s).map_err(|e| {
         de::Error::custom(format!(
             "`{s}` is not a duration like \"500ms\", \"30s\" or \"5m\" ({e})"
         ))
     })
+}
+
+/// "500ms", "30s", "5m", "2h".
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    parse_duration(&String::deserialize(d)?)
+}
+
+pub(crate) fn optional_duration<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|s| parse_duration(&s))
+        .transpose()
+}
+
+/// `["5s", "5m", "30m"]`.
+pub(crate) fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| parse_duration(s))
+        .collect()
+}
+
+pub(crate) fn optional_durations<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Vec<Duration>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d)?
+        .map(|v| v.iter().map(|s| parse_duration(s)).collect())
+        .transpose()
 }
 
 /// A configuration problem: which file, which key, what was expected.
@@ -384,64 +375,38 @@ impl Config {
             return bad("store.retention_days", "expected at least 1".into());
         }
         crate::schedule::validate(&self.schedule).map_err(|(k, m)| (format!("schedule.{k}"), m))?;
+        self.delivery
+            .validate()
+            .map_err(|(k, m)| (format!("delivery.{k}"), m))?;
         let mut names = HashSet::new();
         for (i, t) in self.targets.iter().enumerate() {
-            let key = |field: &str| format!("targets[{i}].{field}");
-            if t.name.is_empty()
-                || !t
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return bad(
-                    &key("name"),
-                    format!(
-                        "`{}` is not a valid name: expected letters, digits, `-` or `_`",
-                        t.name
-                    ),
-                );
-            }
+            crate::delivery::targets::validate(t)
+                .map_err(|(k, m)| (format!("targets[{i}].{k}"), m))?;
             if !names.insert(t.name.as_str()) {
                 return bad(
-                    &key("name"),
+                    &format!("targets[{i}].name"),
                     format!("`{}` is used by two targets: names must be unique", t.name),
                 );
             }
-            // The URL may carry a token (Slack's do): say what is wrong, never quote it.
-            if let Err(m) = check_url(t.url.expose_secret()) {
-                return bad(&key("url"), format!("the URL {m}"));
-            }
-            if t.timeout < Duration::from_millis(10) || t.timeout > Duration::from_secs(3600) {
-                return bad(
-                    &key("timeout"),
-                    "is out of range: expected 10ms to 1h".into(),
-                );
-            }
-            if matches!(&t.events, Some(e) if e.is_empty()) {
-                return bad(&key("events"), "is empty, so the target would receive nothing: remove the key to receive every kind".into());
-            }
-            match (t.kind, &t.secret) {
-                (TargetKind::Webhook, Some(s)) => {
-                    if let Err(m) = crate::delivery::signature::SigningKey::parse(s.expose_secret())
-                    {
-                        return bad(&key("secret"), m.to_string());
-                    }
-                }
-                (TargetKind::Slack, Some(_)) => {
+        }
+        if let Some(to) = &self.delivery.alerts_to {
+            match self.targets.iter().find(|t| &t.name == to) {
+                None => {
                     return bad(
-                        &key("secret"),
-                        "is only used by `kind = \"webhook\"` targets".into(),
+                        "delivery.alerts_to",
+                        format!("`{to}` is not the name of a target"),
                     );
                 }
-                (TargetKind::Webhook, None) => {}
-                (TargetKind::Slack, None) => {}
-            }
-            if t.kind == TargetKind::Slack && t.include_personal_data {
-                return bad(
-                    &key("include_personal_data"),
-                    "is not supported for Slack targets: a channel is no place for phone numbers"
-                        .into(),
-                );
+                Some(t) if !t.kind.is_chat() => {
+                    return bad(
+                        "delivery.alerts_to",
+                        format!(
+                            "`{to}` is a {} target: alerts go to a chat target (slack)",
+                            t.kind
+                        ),
+                    );
+                }
+                Some(_) => {}
             }
         }
         for (i, s) in self.statuses.iter().enumerate() {
@@ -461,7 +426,7 @@ impl Config {
     }
 }
 
-fn check_url(url: &str) -> Result<(), String> {
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => Err("is not an http(s) URL".into()),

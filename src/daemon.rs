@@ -37,9 +37,8 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::delivery::drain;
+use crate::delivery::{driver, pace::Pace};
 use crate::poll::{App, PollOptions, poll_until};
-use crate::retry::RetryPolicy;
 use crate::shutdown::Shutdown;
 
 /// What `/healthz` reports from: one lock, so a reader never sees half an update.
@@ -119,7 +118,7 @@ pub async fn run(app: App) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on `admin.listen` = {addr}"))?;
         let local = listener.local_addr()?;
-        println!("admin HTTP on http://{local} (/healthz, /metrics)");
+        println!("admin HTTP on http://{local} (/healthz, /metrics, /api)");
         let router = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_text))
@@ -127,7 +126,8 @@ pub async fn run(app: App) -> anyhow::Result<()> {
                 app: app.clone(),
                 health: health.clone(),
                 metrics,
-            });
+            })
+            .merge(crate::admin::router(app.clone()));
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let served = axum::serve(listener, router)
@@ -142,6 +142,10 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     let mut workers = JoinSet::new();
     for index in 0..app.targets.len() {
         workers.spawn(worker(app.clone(), index, shutdown.clone()));
+    }
+
+    if app.config.delivery.alerts_to.is_some() {
+        workers.spawn(alert_checks(app.clone(), health.clone(), shutdown.clone()));
     }
 
     let (fatal, mut fatal_rx) = tokio::sync::mpsc::channel(1);
@@ -295,10 +299,14 @@ impl Poller {
                 "poll finished"
             );
             for target in &self.app.targets {
-                if let Err(e) =
-                    crate::delivery::record_outbox_metrics(&self.app.store, &target.name)
-                {
-                    tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+                match driver::record_metrics(&self.app.store, &target.name) {
+                    Ok((pending, dead)) if pending + dead > 0 => {
+                        tracing::info!(target = %target.name, pending, dead_letters = dead, "outbox");
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+                    }
                 }
             }
         }
@@ -331,32 +339,25 @@ impl Poller {
     }
 }
 
-/// Drains one target's outbox whenever a poll commits entries (durably), and
-/// on its own back-off after a failure; stops when shutdown fires (a send in
-/// flight finishes first).
+/// One target's worker: runs the driver's rounds while something is due,
+/// then sleeps until the next entry is due, the outbox changes (a poll
+/// committed, an operator replayed) or shutdown fires. A send in flight at
+/// shutdown finishes first. Back-off lives in the entries, not here, so a
+/// restart neither forgets it nor sends early.
 async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
     let target = &app.targets[index];
-    let mut committed = app.committed.subscribe();
-    let backoff = RetryPolicy::exponential(
-        10,
-        Duration::from_secs(1),
-        Duration::from_secs(300),
-        Duration::from_secs(300),
-    );
-    let mut failures = 0u32;
+    let pace = Pace::for_target(target);
+    let mut changed = app.outbox_changed.subscribe();
     loop {
         if shutdown.is_triggered() {
             return;
         }
-        let wait = match drain(&app.store, &app.sender, target, &shutdown).await {
-            Ok(report) if report.failure.is_none() => {
-                failures = 0;
-                None
-            }
-            Ok(report) => {
-                failures = (failures + 1).min(backoff.attempts() - 1);
-                backoff.wait_after(failures, report.retry_after)
-            }
+        changed.mark_unchanged();
+        let wait = match driver::round(&app.store, &app.sender, target, &pace, &shutdown).await {
+            Ok(round) if round.sent > 0 => continue,
+            Ok(round) => round
+                .next_at
+                .map(|at| Duration::from_millis((at - driver::now_ms()).max(0) as u64)),
             Err(e) => {
                 tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
                 Some(Duration::from_secs(5))
@@ -364,9 +365,56 @@ async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
         };
         tokio::select! {
             _ = shutdown.wait() => return,
-            _ = committed.changed(), if wait.is_none() => {}
+            _ = changed.changed() => {}
             _ = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
         }
+    }
+}
+
+/// Checks the self-alert conditions every few seconds (see
+/// [`crate::delivery::alerts`]).
+async fn alert_checks(app: Arc<App>, health: Arc<Health>, mut shutdown: Shutdown) {
+    let every = (app.config.delivery.alert_after / 4)
+        .clamp(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let polling = crate::delivery::alerts::PollingHealth {
+            failing: health.failing_for_three_intervals(),
+        };
+        if let Err(e) = crate::delivery::alerts::check(
+            &app.store,
+            &app.sender,
+            &app.targets,
+            &app.config.delivery,
+            &polling,
+            driver::now_ms(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "the alert state cannot be read");
+        }
+    }
+}
+
+impl Health {
+    /// Why polling has failed for three intervals or more, if it has.
+    fn failing_for_three_intervals(&self) -> Option<String> {
+        let h = self.snapshot();
+        if h.consecutive_failures == 0 {
+            return None;
+        }
+        let reason = h.last_error.clone().unwrap_or_default();
+        if h.key_rejected {
+            return Some(format!("API key rejected: {reason}"));
+        }
+        let stale = match h.last_success {
+            None => true,
+            Some(at) => (Utc::now() - at).to_std().unwrap_or_default() > self.interval * 3,
+        };
+        (stale && h.consecutive_failures >= 3).then_some(reason)
     }
 }
 
@@ -385,6 +433,7 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
         key_rejected,
     } = s.health.snapshot();
     let limit = s.health.interval * 3;
+    let targets = target_details(&s.app);
     let unhealthy = |reason: String| {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -394,6 +443,7 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
                 "last_successful_poll": last.map(|t| t.to_rfc3339()),
                 "consecutive_failed_polls": failures,
                 "last_error": last_error,
+                "targets": targets,
             })),
         )
     };
@@ -423,8 +473,34 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
             "status": "ok",
             "last_successful_poll": at.to_rfc3339(),
             "consecutive_failed_polls": failures,
+            "targets": targets,
         })),
     )
+}
+
+/// Per target: pending, dead letters, failing and why. Delivery trouble is
+/// shown here but does not make the process unhealthy (restarting it would
+/// not help a receiver that is down; the self-alerts say so instead).
+fn target_details(app: &App) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for t in &app.targets {
+        let Ok(queue) = app.store.queue(&t.name) else {
+            continue;
+        };
+        let state = queue.state().unwrap_or_default();
+        out.insert(
+            t.name.clone(),
+            json!({
+                "pending": queue.pending_len(),
+                "dead_letters": queue.dead_len(),
+                "failing": state.failing_since.is_some() || state.gone,
+                "failing_since": state.failing_since.map(crate::operate::time),
+                "reason": state.reason,
+                "last_success": state.last_success.map(crate::operate::time),
+            }),
+        );
+    }
+    serde_json::Value::Object(out)
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {

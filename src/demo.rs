@@ -12,7 +12,7 @@ use axum::{Router, body::Bytes, extract::State, http::HeaderMap, routing::post};
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::delivery::signature::SigningKey;
+use crate::delivery::targets::webhook::signature::SigningKey;
 use crate::poll::{App, PollOptions, deliver_all, poll};
 use crate::sim::{AdvanceOptions, SimOptions, Simulator};
 

@@ -41,6 +41,7 @@
 //! [`secrecy::SecretString`]s, personal fields have redacted `Debug`, and
 //! HTTP errors are described without their URL.
 
+pub mod admin;
 pub mod commands;
 pub mod config;
 pub mod daemon;
@@ -49,7 +50,9 @@ pub mod demo;
 pub mod diff;
 pub mod event;
 pub mod http;
+pub mod mask;
 pub mod metrics;
+pub mod operate;
 pub mod poll;
 pub mod poomgo;
 pub mod render;

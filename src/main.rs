@@ -93,9 +93,13 @@ enum Command {
     Check {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
-        /// Also call the Poomgo API once (page 1, size 1) to see whether the key works. Sends nothing.
+        /// Also call the Poomgo API once (page 1, size 1) to see whether the key works, and probe
+        /// each target without posting where the service allows it.
         #[arg(long)]
         online: bool,
+        /// Send one clearly marked test message (Slack) or `webhook.test` event to each target.
+        #[arg(long)]
+        send_test: bool,
     },
     /// Print exactly the body a target would send for an event (headers on stderr).
     Preview {
@@ -110,10 +114,52 @@ enum Command {
         #[arg(long)]
         kind: Option<poomgo_notifier::event::EventType>,
     },
+    /// List pending deliveries per target, oldest first (through the daemon when it runs).
+    Outbox {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// List, show, replay or purge dead letters (through the daemon when it runs).
+    DeadLetters {
+        #[arg(long, default_value = "config.toml", global = true)]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: DeadLettersCommand,
+    },
     /// Scan the poll window once and print what the API returned (no store, no delivery).
     Scan {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersCommand {
+    /// One line per dead letter: event id, target, invoice, order, type, when, why.
+    List {
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// One dead letter with its event (personal data masked).
+    Show { event_id: String },
+    /// Move dead letters back to the outbox: attempts reset, event ids kept.
+    Replay {
+        /// Event ids to replay.
+        event_ids: Vec<String>,
+        /// Replay every dead letter (of `--target`, or of every target).
+        #[arg(long, conflicts_with = "event_ids")]
+        all: bool,
+        #[arg(long, requires = "all")]
+        target: Option<String>,
+    },
+    /// Remove dead letters older than a duration, e.g. 30d.
+    Purge {
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        #[arg(long)]
+        target: Option<String>,
     },
 }
 
@@ -148,11 +194,48 @@ fn main() -> ExitCode {
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,
+            Command::Outbox { config, target } => {
+                commands::outbox(&config, target.as_deref()).await
+            }
+            Command::DeadLetters { config, action } => {
+                use commands::DeadLettersAction as A;
+                let action = match action {
+                    DeadLettersCommand::List { target } => A::List { target },
+                    DeadLettersCommand::Show { event_id } => A::Show { event_id },
+                    DeadLettersCommand::Replay {
+                        event_ids,
+                        all: true,
+                        target,
+                    } => {
+                        let _ = event_ids;
+                        A::ReplayAll { target }
+                    }
+                    DeadLettersCommand::Replay {
+                        event_ids,
+                        all: false,
+                        ..
+                    } if event_ids.is_empty() => {
+                        return Err(commands::NeedsOperator(
+                            "name the event ids to replay, or pass --all".into(),
+                        )
+                        .into());
+                    }
+                    DeadLettersCommand::Replay { event_ids, .. } => A::Replay { event_ids },
+                    DeadLettersCommand::Purge { older_than, target } => {
+                        A::Purge { older_than, target }
+                    }
+                };
+                commands::dead_letters(&config, action).await
+            }
             Command::Run { config } => match poomgo_notifier::poll::App::load(&config) {
                 Ok(app) => poomgo_notifier::daemon::run(app).await,
                 Err(e) => Err(e),
             },
-            Command::Check { config, online } => commands::check(&config, online).await,
+            Command::Check {
+                config,
+                online,
+                send_test,
+            } => commands::check(&config, online, send_test).await,
             Command::Preview {
                 config,
                 target,

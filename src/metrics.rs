@@ -42,7 +42,11 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
     );
     describe_counter!(
         "poomgo_deliveries_total",
-        "Delivery attempts by target and outcome (delivered, failed)."
+        "Delivery outcomes by target: delivered, retried (failed, tried again later), dead (moved to dead letters)."
+    );
+    describe_gauge!(
+        "poomgo_target_failing",
+        "1 while a target's last attempt failed or its receiver said it is gone."
     );
     describe_gauge!(
         "poomgo_outbox_depth",
@@ -75,9 +79,10 @@ pub fn upstream_throttled() {
     counter!("poomgo_upstream_throttled_total").increment(1);
 }
 
-pub fn delivery(target: &str, outcome: &'static str) {
+/// `outcome`: delivered, retried or dead (moved to dead letters).
+pub fn delivery(target: &str, outcome: &'static str, n: u64) {
     counter!("poomgo_deliveries_total", "target" => target.to_owned(), "outcome" => outcome)
-        .increment(1);
+        .increment(n);
 }
 
 pub fn skipped(reason: &'static str) {
@@ -102,10 +107,17 @@ pub fn poll_skipped() {
     counter!("poomgo_poll_skipped_total").increment(1);
 }
 
-/// `oldest` is the enqueue time (Unix seconds) of the oldest pending entry.
-pub fn outbox(target: &str, depth: u64, dead: usize, oldest: Option<i64>) {
+/// `oldest` is the enqueue time (Unix ms) of the oldest pending entry.
+pub fn outbox(target: &str, depth: u64, dead: u64, oldest: Option<i64>, failing: bool) {
     gauge!("poomgo_outbox_depth", "target" => target.to_owned()).set(depth as f64);
     gauge!("poomgo_dead_letters", "target" => target.to_owned()).set(dead as f64);
-    let age = oldest.map_or(0, |t| (chrono::Utc::now().timestamp() - t).max(0));
-    gauge!("poomgo_outbox_oldest_age_seconds", "target" => target.to_owned()).set(age as f64);
+    let age = oldest.map_or(0.0, |t| {
+        ((chrono::Utc::now().timestamp_millis() - t).max(0) as f64) / 1000.0
+    });
+    gauge!("poomgo_outbox_oldest_age_seconds", "target" => target.to_owned()).set(age);
+    gauge!("poomgo_target_failing", "target" => target.to_owned()).set(if failing {
+        1.0
+    } else {
+        0.0
+    });
 }

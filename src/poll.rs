@@ -36,7 +36,8 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::delivery::{self, Sender, Target};
+pub use crate::delivery::driver::DeliveryReport;
+use crate::delivery::{Sender, Target};
 use crate::diff::{DiffContext, Observation, Prior, diff};
 use crate::poomgo::{
     Invoice, PoomgoClient, PoomgoError, Reported, Row, ScanPage, Skip, Window, poll_window,
@@ -54,9 +55,10 @@ pub struct App {
     pub statuses: Arc<StatusTable>,
     pub targets: Vec<Target>,
     pub sender: Sender,
-    /// Bumped after every flushed commit that queued outbox entries: delivery
-    /// workers wake on it, and nothing they read can be forgotten by a crash.
-    pub committed: watch::Sender<u64>,
+    /// Bumped whenever an outbox changed: after every flushed commit that
+    /// queued entries (so nothing a worker reads can be forgotten by a crash),
+    /// and after a replay or "retry now". Delivery workers wake on it.
+    pub outbox_changed: watch::Sender<u64>,
 }
 
 impl App {
@@ -85,7 +87,7 @@ impl App {
             client,
             statuses,
             targets,
-            committed: watch::Sender::new(0),
+            outbox_changed: watch::Sender::new(0),
         })
     }
 
@@ -107,7 +109,12 @@ impl Delivery {
     pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Delivery> {
         let statuses = Arc::new(StatusTable::new(&config.statuses));
         let renderer = Renderer::new(&config.templates_path(), statuses.clone())?;
-        let targets = Target::all(config).map_err(anyhow::Error::msg)?;
+        let targets = config
+            .targets
+            .iter()
+            .map(|t| Target::from_config(t, &config.delivery))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?;
         for t in &targets {
             if let Some(name) = t.template()
                 && !renderer.has(name)
@@ -348,7 +355,7 @@ async fn commit(app: &App, batch: &PageBatch) -> Result<(), StoreError> {
     app.store.commit_page(batch)?;
     if !batch.entries.is_empty() {
         app.store.flush().await?;
-        app.committed.send_modify(|n| *n += 1);
+        app.outbox_changed.send_modify(|n| *n += 1);
     }
     Ok(())
 }
@@ -542,7 +549,7 @@ fn observe(
         for target in app.targets.iter().filter(|t| t.wants(event)) {
             batch.entries.push((
                 target.name.clone(),
-                target.entry_for(event, ctx.now.timestamp()),
+                target.entry_for(event, ctx.now.timestamp_millis()),
             ));
             report.outbox_entries += 1;
         }
@@ -613,32 +620,9 @@ impl SeenInvoices {
     }
 }
 
-/// What delivering every target's outbox did.
-#[derive(Debug, Default)]
-pub struct DeliveryReport {
-    pub delivered: u64,
-    pub pending: u64,
-    /// (target, reason) for each target whose drain stopped on a failure.
-    pub failures: Vec<(String, String)>,
-}
-
-/// Drains every target's outbox (targets one after another, each in order).
+/// Delivers what is due for every target now, through the one driver.
 pub async fn deliver_all(app: &App) -> Result<DeliveryReport, StoreError> {
-    let mut report = DeliveryReport::default();
-    let never = Shutdown::new();
-    for target in &app.targets {
-        let r = delivery::drain(&app.store, &app.sender, target, &never).await?;
-        report.delivered += r.delivered;
-        report.pending += r.pending;
-        if let Some(reason) = r.failure {
-            report.failures.push((
-                target.name.clone(),
-                format!("{reason} ({} pending)", r.pending),
-            ));
-        }
-    }
-    app.store.flush().await?;
-    Ok(report)
+    crate::delivery::driver::deliver_all(&app.store, &app.sender, &app.targets).await
 }
 
 #[cfg(test)]

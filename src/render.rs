@@ -30,10 +30,16 @@ use crate::event::{Change, Event, EventType, Field};
 use crate::status::StatusTable;
 
 /// Templates compiled into the binary: (name, source).
-pub const BUILTIN: &[(&str, &str)] = &[(
-    "slack/default",
-    include_str!("../templates/slack/default.hbs"),
-)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "slack/default",
+        include_str!("../templates/slack/default.hbs"),
+    ),
+    (
+        "slack/digest",
+        include_str!("../templates/slack/digest.hbs"),
+    ),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -116,6 +122,13 @@ impl Renderer {
 
     /// Renders `name` for `event`; the result is checked to be JSON.
     pub fn render(&self, name: &str, event: &Event) -> Result<String, RenderError> {
+        let mut context = serde_json::to_value(event).expect("an event serializes");
+        context["labels"] = self.labels(event);
+        self.render_value(name, &context)
+    }
+
+    /// Renders `name` for any context; the result is checked to be JSON.
+    pub fn render_value(&self, name: &str, context: &Value) -> Result<String, RenderError> {
         let registry = if is_slack(name) {
             &self.slack
         } else {
@@ -124,10 +137,8 @@ impl Renderer {
         if !registry.has_template(name) {
             return Err(RenderError::Missing(name.to_owned()));
         }
-        let mut context = serde_json::to_value(event).expect("an event serializes");
-        context["labels"] = self.labels(event);
         let body = registry
-            .render(name, &context)
+            .render(name, context)
             .map_err(|e| RenderError::Template {
                 name: name.to_owned(),
                 message: describe(&e),
@@ -217,11 +228,15 @@ pub fn json_escape(s: &str) -> String {
 
 /// A value inside Slack mrkdwn inside a JSON string literal.
 pub fn slack_escape(s: &str) -> String {
-    json_escape(
-        &s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;"),
-    )
+    json_escape(&mrkdwn_escape(s))
+}
+
+/// Text as Slack mrkdwn shows it literally: `&`, `<` and `>` as entities
+/// (so `<!channel>` pings nobody).
+pub fn mrkdwn_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// handlebars' render errors, with the line and the variable when it has them.

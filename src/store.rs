@@ -5,9 +5,9 @@
 //! |-------------------|--------------------------|-------|
 //! | `snapshots`       | invoice id (UTF-8)       | [`Snapshot`] |
 //! | `tombstones`      | invoice id (UTF-8)       | last revision (u64 big-endian) of a pruned invoice |
-//! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] |
-//! | `dead/<target>`   | sequence (u64 big-endian) | [`OutboxEntry`] |
-//! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence |
+//! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] (see [`crate::delivery::queue`]) |
+//! | `dead/<target>`   | sequence (u64 big-endian) | [`crate::delivery::queue::DeadLetter`] |
+//! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, target states, alert times |
 //!
 //! Values are one version byte followed by postcard: compact, and a future
 //! layout can be told apart from this one. Older record versions are still
@@ -42,16 +42,17 @@ use std::{
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::{Transactional, Tree, transaction::ConflictableTransactionError};
 
+use crate::delivery::queue::OutboxEntry;
 use crate::diff::Snapshot;
-use crate::event::EventType;
 use crate::poomgo::InvoiceId;
 
 /// The layout this binary writes and reads.
 pub const SCHEMA_VERSION: u32 = 2;
-/// The version byte in front of every value this binary writes.
-const RECORD_VERSION: u8 = 1;
+/// The version byte in front of every value this binary writes (schema 1
+/// wrote version 1; its snapshots and outbox entries are still read).
+const RECORD_VERSION: u8 = 2;
 /// Snapshots carry the orders of a combined shipment since version 2.
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = RECORD_VERSION;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's "the first poll completed" flag; read once to migrate.
@@ -73,21 +74,6 @@ pub enum StoreError {
     Corrupt { tree: String, reason: String },
     #[error("the store failed: {0}")]
     Sled(#[from] sled::Error),
-}
-
-/// One pending delivery: an event, already shaped for its target (personal
-/// data removed unless the target opted in), as the JSON it will be sent as.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub event_id: String,
-    pub kind: EventType,
-    pub invoice_id: String,
-    /// The event as JSON (the webhook body; templates render from it).
-    pub event: Vec<u8>,
-    /// Unix seconds.
-    pub enqueued_at: i64,
-    pub attempts: u32,
-    pub last_error: Option<String>,
 }
 
 /// What a prune pass did.
@@ -342,21 +328,29 @@ impl Store {
         Ok(())
     }
 
-    /// The outbox of `target`, oldest first.
-    pub fn outbox<'a>(&'a self, target: &'a str) -> Result<Outbox<'a>, StoreError> {
-        Ok(Outbox {
-            tree: self.outbox_tree(target)?,
-            name: target,
-        })
+    /// The outbox and dead-letter trees of `target`.
+    pub(crate) fn target_trees(&self, target: &str) -> Result<(&Tree, &Tree), StoreError> {
+        match (self.outboxes.get(target), self.dead.get(target)) {
+            (Some(o), Some(d)) => Ok((o, d)),
+            _ => Err(StoreError::Corrupt {
+                tree: format!("outbox/{target}"),
+                reason: "no such target was opened".into(),
+            }),
+        }
     }
 
     fn outbox_tree(&self, target: &str) -> Result<&Tree, StoreError> {
-        self.outboxes
-            .get(target)
-            .ok_or_else(|| StoreError::Corrupt {
-                tree: format!("outbox/{target}"),
-                reason: "no such target was opened".into(),
-            })
+        self.target_trees(target).map(|(o, _)| o)
+    }
+
+    /// A small record in `meta`.
+    pub(crate) fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.meta.get(key)?.map(|v| decode("meta", &v)).transpose()
+    }
+
+    pub(crate) fn meta_put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(key, encode(value))?;
+        Ok(())
     }
 
     /// Outboxes left by targets that are no longer configured (renamed or
@@ -380,75 +374,13 @@ impl Store {
         }
         Ok(orphans)
     }
-
-    pub fn dead_letter_count(&self, target: &str) -> usize {
-        self.dead.get(target).map_or(0, |t| t.len())
-    }
-}
-
-/// One target's queue of pending deliveries.
-pub struct Outbox<'a> {
-    tree: &'a Tree,
-    name: &'a str,
-}
-
-impl Outbox<'_> {
-    pub fn len(&self) -> usize {
-        self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-
-    /// The oldest entry and its key.
-    pub fn first(&self) -> Result<Option<(u64, OutboxEntry)>, StoreError> {
-        self.entries(1).map(|mut v| v.pop())
-    }
-
-    /// Up to `limit` entries, oldest first.
-    pub fn entries(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        let tree = format!("outbox/{}", self.name);
-        self.tree
-            .iter()
-            .take(limit)
-            .map(|item| {
-                let (k, v) = item?;
-                let seq = u64_of(&k).ok_or_else(|| StoreError::Corrupt {
-                    tree: tree.clone(),
-                    reason: "key is not a u64".into(),
-                })?;
-                Ok((seq, decode(&tree, &v)?))
-            })
-            .collect()
-    }
-
-    /// Removes a delivered entry.
-    pub fn remove(&self, seq: u64) -> Result<(), StoreError> {
-        self.tree.remove(seq.to_be_bytes())?;
-        Ok(())
-    }
-
-    /// Keeps a failed entry where it is, noting the attempt and why.
-    pub fn record_failure(
-        &self,
-        seq: u64,
-        entry: &OutboxEntry,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let mut updated = entry.clone();
-        updated.attempts += 1;
-        updated.last_error = Some(error.to_owned());
-        self.tree.insert(seq.to_be_bytes(), encode(&updated))?;
-        Ok(())
-    }
 }
 
 fn u64_of(bytes: &[u8]) -> Option<u64> {
     bytes.try_into().ok().map(u64::from_be_bytes)
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     encode_versioned(RECORD_VERSION, value)
 }
 
@@ -501,7 +433,7 @@ fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, StoreError> {
     }
 }
 
-fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         tree: tree.to_owned(),
         reason,
@@ -518,7 +450,7 @@ fn decode<T: DeserializeOwned>(tree: &str, bytes: &[u8]) -> Result<T, StoreError
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn snap(rev: u64, is_final: bool, last_seen: i64) -> Snapshot {
@@ -535,14 +467,16 @@ mod tests {
         }
     }
 
-    fn entry(id: &str) -> OutboxEntry {
+    pub(crate) fn entry(id: &str, invoice: &str) -> OutboxEntry {
         OutboxEntry {
             event_id: id.into(),
-            kind: EventType::Printed,
-            invoice_id: "1".into(),
+            kind: crate::event::EventType::Printed,
+            invoice_id: invoice.into(),
+            order_code: None,
             event: b"{}".to_vec(),
             enqueued_at: 0,
             attempts: 0,
+            next_attempt_at: 0,
             last_error: None,
         }
     }
@@ -554,16 +488,16 @@ mod tests {
         let batch = PageBatch {
             snapshots: vec![(InvoiceId("1".into()), snap(1, false, 10))],
             entries: vec![
-                ("a".into(), entry("1-1")),
-                ("b".into(), entry("1-1")),
-                ("a".into(), entry("2-1")),
+                ("a".into(), entry("1-1", "1")),
+                ("b".into(), entry("1-1", "1")),
+                ("a".into(), entry("2-1", "2")),
             ],
         };
         store.commit_page(&batch).unwrap();
         store
             .commit_page(&PageBatch {
                 snapshots: vec![],
-                entries: vec![("a".into(), entry("3-1"))],
+                entries: vec![("a".into(), entry("3-1", "3"))],
             })
             .unwrap();
         assert_eq!(
@@ -571,28 +505,15 @@ mod tests {
             Some(snap(1, false, 10))
         );
         let ids: Vec<_> = store
-            .outbox("a")
+            .queue("a")
             .unwrap()
-            .entries(10)
+            .pending(10)
             .unwrap()
             .into_iter()
             .map(|(_, e)| e.event_id)
             .collect();
         assert_eq!(ids, ["1-1", "2-1", "3-1"]);
-        assert_eq!(store.outbox("b").unwrap().len(), 1);
-        let (seq, first) = store.outbox("a").unwrap().first().unwrap().unwrap();
-        store
-            .outbox("a")
-            .unwrap()
-            .record_failure(seq, &first, "HTTP 500")
-            .unwrap();
-        let (_, again) = store.outbox("a").unwrap().first().unwrap().unwrap();
-        assert_eq!(
-            (again.attempts, again.last_error.as_deref()),
-            (1, Some("HTTP 500"))
-        );
-        store.outbox("a").unwrap().remove(seq).unwrap();
-        assert_eq!(store.outbox("a").unwrap().len(), 2);
+        assert_eq!(store.queue("b").unwrap().pending_len(), 1);
     }
 
     #[test]
@@ -673,7 +594,10 @@ mod tests {
             let store = Store::open(&path, 8, &["old", "kept"]).unwrap();
             let batch = PageBatch {
                 snapshots: vec![],
-                entries: vec![("old".into(), entry("1-1")), ("kept".into(), entry("1-1"))],
+                entries: vec![
+                    ("old".into(), entry("1-1", "1")),
+                    ("kept".into(), entry("1-1", "1")),
+                ],
             };
             store.commit_page(&batch).unwrap();
         }

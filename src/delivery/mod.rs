@@ -1,145 +1,128 @@
-//! Delivery: turning an outbox entry into an HTTP request for its target,
-//! sending it, and draining a target's outbox in order.
+//! Delivery: getting committed outbox entries to their targets, once each,
+//! in order per invoice, at a pace each target can take, without ever
+//! blocking on an entry that cannot succeed.
 //!
-//! Each target kind is one file that only shapes the request ([`slack`],
-//! [`webhook`]); sending, time-outs and the classification of the answer
-//! live once, here:
-//!
-//! | the receiver answers            | outcome |
-//! |---------------------------------|---------|
-//! | 2xx                             | delivered: the entry is removed |
-//! | 408, 429, 5xx, time-out, connect error | transient: the entry stays, retried later |
-//! | any other 4xx                   | rejected: the entry stays (dead letters come with the retry schedule) |
+//! - [`queue`]: an entry's life as data (due, retry at, dead letter, replay).
+//! - [`driver`]: the one driver that drains a target's queue: picks what is
+//!   due (per-invoice order), composes requests (single events, digests for
+//!   chat targets, batches for webhooks), sends them with the target's
+//!   concurrency and pace, and applies the answer. `poll`, the daemon's
+//!   workers, the CLI and the admin API all go through it and [`queue`].
+//! - [`targets`]: one folder per kind (config, encoder, classification,
+//!   health check).
+//! - [`pace`]: a token bucket per target; [`digest`]: summary messages;
+//!   [`alerts`]: telling a chat target when delivery or polling is failing.
 //!
 //! An entry is removed only after a 2xx, so a crash between the send and the
 //! removal sends it again: at-least-once, with the stable `webhook-id`.
 //! Errors name the target and the event, never the URL (Slack's carry a token).
 
-pub mod signature;
-pub mod slack;
-pub mod webhook;
+pub mod alerts;
+pub mod digest;
+pub mod driver;
+pub mod pace;
+pub mod queue;
+pub mod targets;
 
 use std::{sync::Arc, time::Duration};
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
 
-use crate::config::{Config, TargetConfig, TargetKind};
-use crate::event::{Event, EventType};
-use crate::http::{describe, retry_after, snippet};
-use crate::render::{RenderError, Renderer};
-use crate::shutdown::Shutdown;
-use crate::store::{OutboxEntry, Store, StoreError};
-use signature::SigningKey;
+use crate::event::Event;
+use crate::render::Renderer;
+use queue::{DeliveryError, ErrorKind, OutboxEntry};
+pub use targets::{EncodeError, Outcome, Target, TargetConfig, TargetKind};
 
-/// A configured destination, ready to send.
-pub struct Target {
-    pub name: String,
-    pub kind: TargetKind,
-    url: SecretString,
-    signing: Option<SigningKey>,
-    /// `None`: the webhook body is the event JSON itself.
-    template: Option<String>,
+/// `[delivery]`: the retry policy every target starts from, and self-alerts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// The waits after the first attempt; when they run out, a dead letter.
+    #[serde(
+        default = "default_retry_schedule",
+        deserialize_with = "crate::config::durations"
+    )]
+    pub retry_schedule: Vec<Duration>,
+    /// Per-send time-out.
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "crate::config::duration"
+    )]
     pub timeout: Duration,
-    pub include_personal_data: bool,
-    events: Option<Vec<EventType>>,
+    /// Each wait is drawn within ±jitter of its step.
+    #[serde(default = "default_jitter")]
+    pub jitter: f64,
+    /// A chat target told when delivery or polling is failing.
+    #[serde(default)]
+    pub alerts_to: Option<String>,
+    /// How long a target must have been failing before an alert.
+    #[serde(
+        default = "default_alert_after",
+        deserialize_with = "crate::config::duration"
+    )]
+    pub alert_after: Duration,
 }
 
-impl std::fmt::Debug for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target")
-            .field("name", &self.name)
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Target {
-    pub fn from_config(config: &TargetConfig) -> Result<Target, String> {
-        let signing = match &config.secret {
-            Some(s) => Some(
-                SigningKey::parse(s.expose_secret())
-                    .map_err(|e| format!("target `{}`: `secret` {e}", config.name))?,
-            ),
-            None => None,
-        };
-        let template = match (config.kind, &config.template) {
-            (_, Some(t)) => Some(t.clone()),
-            (TargetKind::Slack, None) => Some("slack/default".to_owned()),
-            (TargetKind::Webhook, None) => None,
-        };
-        Ok(Target {
-            name: config.name.clone(),
-            kind: config.kind,
-            url: config.url.clone(),
-            signing,
-            template,
-            timeout: config.timeout,
-            include_personal_data: config.include_personal_data,
-            events: config.events.clone(),
-        })
-    }
-
-    pub fn all(config: &Config) -> Result<Vec<Target>, String> {
-        config.targets.iter().map(Target::from_config).collect()
-    }
-
-    /// Routing: does this target receive an event with these change kinds?
-    pub fn wants(&self, event: &Event) -> bool {
-        match &self.events {
-            None => true,
-            Some(wanted) => event.kinds().any(|k| wanted.contains(&k)),
-        }
-    }
-
-    pub fn template(&self) -> Option<&str> {
-        self.template.as_deref()
-    }
-
-    /// The outbox entry this target gets for `event`.
-    pub fn entry_for(&self, event: &Event, now_unix: i64) -> OutboxEntry {
-        let shaped;
-        let event = if self.include_personal_data {
-            event
-        } else {
-            shaped = event.clone().without_personal_data();
-            &shaped
-        };
-        OutboxEntry {
-            event_id: event.id.clone(),
-            kind: event.kind,
-            invoice_id: event.invoice.invoice_id.clone(),
-            event: serde_json::to_vec(event).expect("an event serializes"),
-            enqueued_at: now_unix,
-            attempts: 0,
-            last_error: None,
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_schedule: default_retry_schedule(),
+            timeout: default_timeout(),
+            jitter: default_jitter(),
+            alerts_to: None,
+            alert_after: default_alert_after(),
         }
     }
 }
 
-/// Why one send did not succeed.
-#[derive(Debug, thiserror::Error)]
-pub enum SendError {
-    #[error("{0}")]
-    Render(#[from] RenderError),
-    #[error("the stored event cannot be read: {0}")]
-    BadEntry(String),
-    #[error("HTTP {status}{detail}")]
-    Rejected { status: u16, detail: String },
-    #[error("{reason}")]
-    Transient {
-        reason: String,
-        retry_after: Option<Duration>,
-    },
+/// Svix's and Standard Webhooks' schedule: about a day and a half in all.
+fn default_retry_schedule() -> Vec<Duration> {
+    [5, 300, 1800, 7200, 18_000, 36_000, 36_000]
+        .map(Duration::from_secs)
+        .to_vec()
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(15)
+}
+fn default_jitter() -> f64 {
+    0.2
+}
+fn default_alert_after() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+impl DeliveryConfig {
+    /// Checks ranges; the error names the key within `[delivery]`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        targets::check_schedule(&self.retry_schedule).map_err(|m| ("retry_schedule", m))?;
+        if self.timeout < Duration::from_millis(10) || self.timeout > Duration::from_secs(3600) {
+            return Err(("timeout", "is out of range: expected 10ms to 1h".into()));
+        }
+        if !(0.0..=1.0).contains(&self.jitter) {
+            return Err((
+                "jitter",
+                format!("{} is out of range: expected 0 to 1", self.jitter),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A request ready to go: body and headers (the URL stays with the target).
 pub struct Request {
     pub body: Vec<u8>,
     pub headers: HeaderMap,
+    /// The `webhook-id` it carries, for webhooks.
+    pub webhook_id: Option<String>,
 }
 
-/// Renders and sends entries; one per process, shared by every target.
+/// The event an entry holds.
+pub fn read_event(entry: &OutboxEntry) -> Result<Event, EncodeError> {
+    serde_json::from_slice(&entry.event).map_err(|e| EncodeError::Unreadable(e.to_string()))
+}
+
+/// Shapes and sends requests; one per process, shared by every target.
 pub struct Sender {
     http: reqwest::Client,
     renderer: Arc<Renderer>,
@@ -154,130 +137,50 @@ impl Sender {
         &self.renderer
     }
 
-    /// Exactly what `target` would send for `entry` at `timestamp`.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Exactly what `target` would send for `entries` at `timestamp`.
     pub fn request(
         &self,
         target: &Target,
-        entry: &OutboxEntry,
+        entries: &[&OutboxEntry],
+        digest: Option<&digest::Digest>,
         timestamp: i64,
-    ) -> Result<Request, SendError> {
-        let body = match target.template() {
-            Some(name) => {
-                let event: Event = serde_json::from_slice(&entry.event)
-                    .map_err(|e| SendError::BadEntry(e.to_string()))?;
-                self.renderer.render(name, &event)?.into_bytes()
-            }
-            None => entry.event.clone(),
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        match target.kind {
-            TargetKind::Slack => slack::headers(&mut headers),
-            TargetKind::Webhook => webhook::headers(
-                &mut headers,
-                target.signing.as_ref(),
-                entry,
-                timestamp,
-                &body,
-            )
-            .map_err(SendError::BadEntry)?,
-        }
-        Ok(Request { body, headers })
+    ) -> Result<Request, EncodeError> {
+        target.encode(&self.renderer, entries, digest, timestamp)
     }
 
-    /// Sends `entry` to `target` once.
-    pub async fn send(&self, target: &Target, entry: &OutboxEntry) -> Result<(), SendError> {
-        let request = self.request(target, entry, chrono::Utc::now().timestamp())?;
-        let response = self
+    /// Sends a request to `target` once and classifies the answer.
+    pub async fn post(&self, target: &Target, request: Request) -> Outcome {
+        let sent = self
             .http
-            .post(target.url.expose_secret())
+            .post(target.url())
             .headers(request.headers)
             .body(request.body)
             .timeout(target.timeout)
             .send()
-            .await
-            .map_err(|e| SendError::Transient {
-                reason: describe(e),
-                retry_after: None,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let retry_after = retry_after(response.headers());
-        let text = response.text().await.unwrap_or_default();
-        let detail = snippet(&text, target.url.expose_secret(), 200);
-        let detail = if detail.is_empty() {
-            String::new()
-        } else {
-            format!(": {detail}")
-        };
-        if crate::retry::is_transient_status(status.as_u16()) {
-            return Err(SendError::Transient {
-                reason: format!("HTTP {}{detail}", status.as_u16()),
-                retry_after,
-            });
-        }
-        Err(SendError::Rejected {
-            status: status.as_u16(),
-            detail,
-        })
-    }
-}
-
-/// What draining one target's outbox did.
-#[derive(Debug, Default)]
-pub struct DrainReport {
-    pub delivered: u64,
-    pub pending: u64,
-    /// The failure that stopped the drain, worded for a person.
-    pub failure: Option<String>,
-    /// What the receiver asked for with `Retry-After`, if it did.
-    pub retry_after: Option<Duration>,
-}
-
-/// Sends `target`'s outbox oldest first and stops at the first failure, so
-/// one invoice's events are never delivered out of order. When `stop` fires
-/// no new send starts; the one in flight finishes.
-pub async fn drain(
-    store: &Store,
-    sender: &Sender,
-    target: &Target,
-    stop: &Shutdown,
-) -> Result<DrainReport, StoreError> {
-    let outbox = store.outbox(&target.name)?;
-    let mut report = DrainReport::default();
-    while !stop.is_triggered()
-        && let Some((seq, entry)) = outbox.first()?
-    {
-        match sender.send(target, &entry).await {
-            Ok(()) => {
-                outbox.remove(seq)?;
-                report.delivered += 1;
-                crate::metrics::delivery(&target.name, "delivered");
-            }
+            .await;
+        let response = match sent {
+            Ok(r) => r,
             Err(e) => {
-                if let SendError::Transient { retry_after, .. } = &e {
-                    report.retry_after = *retry_after;
-                }
-                let reason = e.to_string();
-                tracing::warn!(target = %target.name, event_id = %entry.event_id, attempt = entry.attempts + 1, %reason, "delivery failed");
-                crate::metrics::delivery(&target.name, "failed");
-                outbox.record_failure(seq, &entry, &reason)?;
-                report.failure = Some(format!("event {}: {reason}", entry.event_id));
-                break;
+                return Outcome::Retry {
+                    error: DeliveryError {
+                        at: chrono::Utc::now().timestamp_millis(),
+                        kind: ErrorKind::Transport,
+                        status: None,
+                        detail: crate::http::describe(e),
+                    },
+                    retry_after: None,
+                };
             }
-        }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        // The status is known; a body cut off after a 2xx is still a 2xx.
+        let body = response.text().await.unwrap_or_default();
+        let masked = crate::http::snippet(&body, target.url(), usize::MAX);
+        target.classify(status, &headers, &masked)
     }
-    report.pending = record_outbox_metrics(store, &target.name)?;
-    Ok(report)
-}
-
-/// Sets the outbox gauges of `target`; returns its depth.
-pub fn record_outbox_metrics(store: &Store, target: &str) -> Result<u64, StoreError> {
-    let outbox = store.outbox(target)?;
-    let depth = outbox.len() as u64;
-    let oldest = outbox.first()?.map(|(_, e)| e.enqueued_at);
-    crate::metrics::outbox(target, depth, store.dead_letter_count(target), oldest);
-    Ok(depth)
 }

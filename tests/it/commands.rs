@@ -54,9 +54,25 @@ async fn check(config: &Path, online: bool) -> (Option<i32>, String) {
 
 #[tokio::test]
 async fn check_passes_a_good_config_and_online_reports_whether_the_key_works() {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers};
     let sim = crate::support::simulator(40).await;
+    // A live Slack webhook answers an empty message `invalid_payload`.
+    let receiver = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .and(matchers::path("/services/T/B/X"))
+        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
+        .expect(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(matchers::method("HEAD"))
+        .respond_with(ResponseTemplate::new(405))
+        .mount(&receiver)
+        .await;
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), &GOOD.replace("BASE", &sim.base_url()), &[]);
+    let good = GOOD
+        .replace("BASE", &sim.base_url())
+        .replace("http://127.0.0.1:9", &receiver.uri());
+    let config = write(dir.path(), &good, &[]);
     let (code, out) = check(&config, true).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
@@ -64,8 +80,49 @@ async fn check_passes_a_good_config_and_online_reports_whether_the_key_works() {
         "{out}"
     );
     assert!(out.contains("ok   target erp (webhook)"), "{out}");
+    assert!(
+        out.contains("ok   target cs-slack (slack): live (answers `invalid_payload`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ok   target erp (webhook): reachable (HTTP 405 to HEAD"),
+        "{out}"
+    );
     assert!(out.contains("the key works (40 orders"), "{out}");
     assert_eq!(sim.requests(), 1, "one call, page 1");
+    assert!(
+        receiver
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.body.is_empty()),
+        "nothing was posted into the channel"
+    );
+
+    // A Slack webhook that was removed answers `no_service`.
+    let gone = MockServer::start().await;
+    Mock::given(matchers::method("POST"))
+        .respond_with(ResponseTemplate::new(404).set_body_string("no_service"))
+        .mount(&gone)
+        .await;
+    let config = write(
+        dir.path(),
+        &GOOD
+            .replace("BASE", &sim.base_url())
+            .replace(
+                "http://127.0.0.1:9/services",
+                &format!("{}/services", gone.uri()),
+            )
+            .replace("http://127.0.0.1:9/erp", &format!("{}/erp", receiver.uri())),
+        &[],
+    );
+    let (code, out) = check(&config, true).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL target cs-slack (slack): the webhook is gone (HTTP 404: no_service)"),
+        "{out}"
+    );
 
     let wrong = write(
         dir.path(),

@@ -592,3 +592,223 @@ async fn a_skipped_invoice_leaves_the_daemon_healthy_and_is_counted() {
     let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
 }
+
+fn config_with(sim: &Simulator, dir: &Path, body: &str) -> PathBuf {
+    let text = format!(
+        r#"
+shutdown_grace = "5s"
+[poomgo]
+base_url = "{sim}"
+api_key = "${{POOMGO_API_KEY}}"
+retry_base = "10ms"
+retry_max = "100ms"
+[schedule]
+cron = "* * * * * *"
+[store]
+path = "{store}"
+cache_mb = 8
+{body}
+"#,
+        sim = sim.base_url(),
+        store = dir.join("store").display(),
+    );
+    let path = dir.join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_failing_target_raises_one_alert_on_the_chat_target_and_not_a_second_within_the_hour() {
+    use crate::support::{Recorder, Reply};
+    let sim = sim(100).await;
+    let erp = Recorder::start(Reply::status(503)).await;
+    let chat = Recorder::start(Reply::status(200).body("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        &sim,
+        dir.path(),
+        &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:0"
+[delivery]
+alerts_to = "cs-slack"
+alert_after = "1s"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{}/erp"
+retry_schedule = ["200ms", "10m"]
+[[targets]]
+name = "cs-slack"
+kind = "slack"
+url = "{}/services/T/B/X"
+events = ["invoice.canceled"]
+"#,
+            erp.uri(),
+            chat.uri()
+        ),
+    );
+    let daemon = Daemon::start(&config).await;
+    daemon.wait_healthy("the baseline").await;
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.3,
+        new_orders: 0,
+    });
+    let alerts = || {
+        chat.got()
+            .into_iter()
+            .filter(|g| g.json()["text"].as_str().unwrap_or("").contains("⚠️"))
+            .collect::<Vec<_>>()
+    };
+    eventually("an alert about erp", Duration::from_secs(20), || async {
+        !alerts().is_empty()
+    })
+    .await;
+    assert_eq!(alerts()[0].path, "/services/T/B/X");
+    let text = alerts()[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(
+        text.contains("`erp`") && text.contains("HTTP 503"),
+        "{text}"
+    );
+    // healthz names the failing target, and the gauge says so.
+    let (_, body) = daemon.get("/healthz").await;
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["targets"]["erp"]["failing"], true, "{body}");
+    let (_, metrics) = daemon.get("/metrics").await;
+    assert_eq!(
+        metric(&metrics, "poomgo_target_failing", &[("target", "erp")]),
+        1.0
+    );
+    // Still failing a few seconds on: no second alert within the hour.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(alerts().len(), 1, "one alert per condition per hour");
+    let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+}
+
+#[tokio::test]
+async fn operator_commands_go_through_the_running_daemon_and_state_changes_need_the_token() {
+    use crate::support::{Recorder, Reply};
+    let sim = sim(100).await;
+    let erp = Recorder::start(Reply::status(400).body("bad")).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A free port for the admin listener the CLI will look for.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = config_with(
+        &sim,
+        dir.path(),
+        &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:{port}"
+token = "${{ADMIN_TOKEN}}"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{}/erp"
+"#,
+            erp.uri()
+        ),
+    );
+    let daemon = {
+        let log = config.with_file_name("run.log");
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("POOMGO_API_KEY", API_KEY)
+            .env("ADMIN_TOKEN", "t0ken-4-admin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).unwrap();
+        })
+        .await
+        .unwrap();
+        Daemon {
+            child,
+            admin: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    };
+    daemon.wait_healthy("the baseline").await;
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.3,
+        new_orders: 0,
+    });
+    eventually("dead letters", Duration::from_secs(15), || async {
+        erp.got().len() >= 2
+    })
+    .await;
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("ADMIN_TOKEN", "t0ken-4-admin")
+            .env("POOMGO_API_KEY", API_KEY)
+            .env("RUST_LOG", "warn");
+        c
+    };
+    let out = output(cli(&["dead-letters", "list"])).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("going through the running daemon"),
+        "{stderr}"
+    );
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        list.lines().count() >= 2 && list.contains("HTTP 400: bad"),
+        "{list}"
+    );
+
+    // Without the token, a state change is refused (and the CLI exits 2).
+    let http = reqwest::Client::new();
+    let refused = http
+        .post(format!("{}/api/dead-letters/replay", daemon.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+    let mut no_token = cli(&["dead-letters", "replay", "--all"]);
+    no_token.env("ADMIN_TOKEN", "wrong");
+    assert_eq!(output(no_token).await.status.code(), Some(2));
+
+    // With it, the replay reaches the daemon, whose worker delivers at once.
+    erp.set_default(Reply::status(200));
+    let before = erp.got().len();
+    let out = output(cli(&["dead-letters", "replay", "--all"])).await;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with("replayed (ids kept, attempts reset)"),
+        "{said}"
+    );
+    let replayed = list.lines().count();
+    eventually(
+        "the replayed events delivered",
+        Duration::from_secs(10),
+        || async { erp.accepted().len() >= replayed },
+    )
+    .await;
+    let first_ids: HashSet<String> = erp.got()[..before]
+        .iter()
+        .map(|g| g.id().to_owned())
+        .collect();
+    for g in erp.accepted() {
+        assert!(first_ids.contains(g.id()), "replayed with the original id");
+    }
+    let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+    assert!(!log.contains("t0ken-4-admin"));
+}

@@ -3,6 +3,7 @@
 
 mod commands;
 mod daemon;
+mod delivery;
 mod poll;
 mod process;
 mod properties;

@@ -3,13 +3,13 @@
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+use wiremock::MockServer;
 
 use poomgo_notifier::poll::{PollOptions, deliver_all, poll};
 use poomgo_notifier::sim::merchant::{STATUS_DELIVERED, STATUS_OUTFORDELIVERY};
 
 use crate::support::{
-    SECRET, ids, pipeline_app, received, receiver, simulator, verify_signature, without_generation,
+    SECRET, pipeline_app, received, receiver, simulator, verify_signature, without_generation,
 };
 
 fn targets(server: &MockServer) -> String {
@@ -259,60 +259,6 @@ async fn notify_existing_announces_every_invoice_of_the_first_poll() {
         .await
         .unwrap();
     assert_eq!((report.events, report.baseline), (0, false));
-}
-
-#[tokio::test]
-async fn a_rejecting_receiver_keeps_the_outbox_and_a_later_poll_delivers_in_order() {
-    let sim = simulator(200).await;
-    let server = MockServer::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\nsecret = \"{SECRET}\"\n",
-        server.uri()
-    );
-    let app = pipeline_app(&sim, dir.path(), &toml);
-    poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
-    sim.advance(poomgo_notifier::sim::AdvanceOptions {
-        steps: 1,
-        fraction: 0.2,
-        new_orders: 2,
-    });
-    let report = poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
-    assert!(report.events > 3);
-
-    let refuse = Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("invalid_payload"))
-        .mount_as_scoped(&server)
-        .await;
-    let d = deliver_all(&app).await.unwrap();
-    assert_eq!(d.delivered, 0);
-    assert_eq!(d.pending, report.events);
-    let (target, reason) = &d.failures[0];
-    assert_eq!(target, "erp");
-    assert!(reason.contains("HTTP 400: invalid_payload"), "{reason}");
-    assert!(
-        !reason.contains(&server.uri()),
-        "the URL is not in the error"
-    );
-    drop(refuse);
-
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&server)
-        .await;
-    let d = deliver_all(&app).await.unwrap();
-    assert_eq!((d.delivered, d.pending), (report.events, 0));
-    let all = ids(&received(&server, "/erp").await);
-    let ids = &all[1..];
-    assert_eq!(ids.len() as u64, report.events);
-    assert_eq!(
-        ids[0], all[0],
-        "the refused event is retried first, with the same id"
-    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ fn webhook_target(server: &MockServer) -> String {
 }
 
 #[tokio::test]
-async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_delivers() {
+async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_retries() {
     let sim = simulator(100).await;
     let server = MockServer::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +47,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
         new_orders: 0,
     });
     let refusing = Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(400).set_body_string("bad"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
         .mount_as_scoped(&server)
         .await;
     let out = output(poll_command(&config)).await;
@@ -56,7 +56,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
     let last = stderr.lines().last().unwrap();
     assert!(
         last.starts_with("error: delivery failed: target `erp`: event ")
-            && last.contains("HTTP 400: bad"),
+            && last.contains("HTTP 503: busy"),
         "{stderr}"
     );
     assert!(!stderr.contains(&server.uri()));
@@ -66,10 +66,14 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_deli
         .respond_with(ResponseTemplate::new(200))
         .mount(&server)
         .await;
+    // The first retry is due after the schedule's first step (5 s here).
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    assert!(!config_text.contains("retry_schedule"));
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     let out = output_ok(poll_command(&config)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(" 0 events,") && stdout.ends_with("0 pending\n"),
+        stdout.contains(" 0 events,") && stdout.ends_with("0 pending, 0 dead letters\n"),
         "{stdout}"
     );
 }
@@ -211,7 +215,7 @@ async fn json_logs_name_target_event_attempt_and_reason_of_a_failed_delivery() {
         .map(|l| {
             serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
         })
-        .find(|v| v["fields"]["message"] == "delivery failed")
+        .find(|v| v["fields"]["message"] == "delivery failed; retrying later")
         .unwrap_or_else(|| panic!("no delivery failure logged: {stderr}"));
     assert_eq!(failure["level"], "WARN");
     assert_eq!(failure["fields"]["target"], "erp");

@@ -252,3 +252,180 @@ pub async fn receiver_after(status: u16, delay: std::time::Duration) -> wiremock
 pub async fn receiver(status: u16) -> wiremock::MockServer {
     receiver_after(status, std::time::Duration::ZERO).await
 }
+
+/// A loopback receiver with scripted replies that records when each request
+/// came: for timing, ordering and rate-limit tests.
+pub struct Recorder {
+    pub addr: SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<RecorderState>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub delay: std::time::Duration,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            body: String::new(),
+            headers: Vec::new(),
+            delay: std::time::Duration::ZERO,
+        }
+    }
+    pub fn body(mut self, body: &str) -> Reply {
+        self.body = body.into();
+        self
+    }
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+    pub fn delay(mut self, delay: std::time::Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Got {
+    pub at: std::time::Instant,
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    /// What the recorder answered.
+    pub status: u16,
+}
+
+impl Got {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    pub fn id(&self) -> &str {
+        &self.headers["webhook-id"]
+    }
+}
+
+struct RecorderState {
+    /// Replies used in turn, then `default`.
+    script: std::collections::VecDeque<Reply>,
+    default: Reply,
+    /// (substring of the body, replies left): requests whose body contains
+    /// it get `rule_reply` while replies are left.
+    rule: Option<(String, usize, Reply)>,
+    /// Answer 429 to a request closer than this to the last accepted one.
+    min_gap: Option<std::time::Duration>,
+    last_accepted: Option<std::time::Instant>,
+    got: Vec<Got>,
+}
+
+impl Recorder {
+    pub async fn start(default: Reply) -> Recorder {
+        use axum::{body::Bytes, extract::State, http::HeaderMap, response::IntoResponse};
+        let state = std::sync::Arc::new(std::sync::Mutex::new(RecorderState {
+            script: Default::default(),
+            default,
+            rule: None,
+            min_gap: None,
+            last_accepted: None,
+            got: Vec::new(),
+        }));
+        type Shared = std::sync::Arc<std::sync::Mutex<RecorderState>>;
+        async fn handle(
+            State(state): State<Shared>,
+            uri: axum::http::Uri,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            let now = std::time::Instant::now();
+            let reply = {
+                let mut s = state.lock().unwrap();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let mut reply = match &mut s.rule {
+                    Some((needle, left, r)) if *left > 0 && text.contains(needle.as_str()) => {
+                        *left -= 1;
+                        r.clone()
+                    }
+                    _ => s.script.pop_front().unwrap_or_else(|| s.default.clone()),
+                };
+                if let Some(gap) = s.min_gap {
+                    if s.last_accepted.is_some_and(|last| now - last < gap) {
+                        reply = Reply::status(429).body("rate_limited");
+                    } else if (200..300).contains(&reply.status) {
+                        s.last_accepted = Some(now);
+                    }
+                }
+                s.got.push(Got {
+                    at: now,
+                    path: uri.path().to_owned(),
+                    headers: headers
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect(),
+                    body: body.to_vec(),
+                    status: reply.status,
+                });
+                reply
+            };
+            tokio::time::sleep(reply.delay).await;
+            let mut response = (
+                axum::http::StatusCode::from_u16(reply.status).unwrap(),
+                reply.body,
+            )
+                .into_response();
+            for (k, v) in reply.headers {
+                response.headers_mut().insert(
+                    axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    v.parse().unwrap(),
+                );
+            }
+            response
+        }
+        let app = axum::Router::new()
+            .fallback(axum::routing::any(handle))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind(LOOPBACK).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Recorder { addr, state }
+    }
+
+    pub fn uri(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// These replies first, in turn.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.lock().unwrap().script.extend(replies);
+    }
+
+    pub fn set_default(&self, reply: Reply) {
+        self.state.lock().unwrap().default = reply;
+    }
+
+    /// `times` requests whose body contains `needle` get `reply`.
+    pub fn when_body_contains(&self, needle: &str, times: usize, reply: Reply) {
+        self.state.lock().unwrap().rule = Some((needle.into(), times, reply));
+    }
+
+    /// Enforce at most one accepted request per `gap` (429 otherwise).
+    pub fn enforce_gap(&self, gap: std::time::Duration) {
+        self.state.lock().unwrap().min_gap = Some(gap);
+    }
+
+    pub fn got(&self) -> Vec<Got> {
+        self.state.lock().unwrap().got.clone()
+    }
+
+    /// Requests answered 2xx.
+    pub fn accepted(&self) -> Vec<Got> {
+        self.got()
+            .into_iter()
+            .filter(|g| (200..300).contains(&g.status))
+            .collect()
+    }
+}
