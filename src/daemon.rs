@@ -348,12 +348,21 @@ async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
     let target = &app.targets[index];
     let pace = Pace::for_target(target);
     let mut changed = app.outbox_changed.subscribe();
+    let mut gauges_at = Instant::now();
     loop {
         if shutdown.is_triggered() {
             return;
         }
         changed.mark_unchanged();
-        let wait = match driver::round(&app.store, &app.sender, target, &pace, &shutdown).await {
+        let round = driver::round(&app.store, &app.sender, target, &pace, &shutdown).await;
+        let busy = matches!(&round, Ok(r) if r.sent > 0);
+        if !busy || gauges_at.elapsed() >= Duration::from_secs(1) {
+            gauges_at = Instant::now();
+            if let Err(e) = driver::record_metrics(&app.store, &target.name) {
+                tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+            }
+        }
+        let wait = match round {
             Ok(round) if round.sent > 0 => continue,
             Ok(round) => round
                 .next_at

@@ -20,7 +20,7 @@ use futures_util::{StreamExt, stream::FuturesUnordered};
 
 use super::digest::{self, Digest};
 use super::pace::Pace;
-use super::queue::{DeliveryError, ErrorKind, OutboxEntry, Queue};
+use super::queue::{DeliveryError, ErrorKind, OutboxEntry, Queue, TargetState};
 use super::{Outcome, Sender, Target};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -38,6 +38,9 @@ pub struct Round {
     pub next_at: Option<i64>,
     /// The last failure, worded for a person.
     pub last_failure: Option<String>,
+    /// Delivered entries not removed yet: removed together at the end of the
+    /// round (a crash before that only means an at-least-once resend).
+    done: Vec<u64>,
 }
 
 pub fn now_ms() -> i64 {
@@ -56,13 +59,19 @@ pub async fn round(
     let queue = store.queue(&target.name)?;
     let limit = match target.digest_over {
         Some(_) => 2000,
-        None => (target.concurrency * target.batch_max * 8).max(64),
+        None => (target.concurrency * target.batch_max * 64).max(256),
     };
     let due = queue.due(now_ms(), limit, &HashSet::new())?;
     let mut round = Round {
         next_at: due.next_at,
         ..Round::default()
     };
+    if due.entries.is_empty() {
+        return Ok(round);
+    }
+    // The target's state is read once and written once per round.
+    let before = queue.state()?;
+    let mut state = before.clone();
     let groups = compose(target, due.entries);
     let mut groups = groups.into_iter();
     let mut in_flight = FuturesUnordered::new();
@@ -81,9 +90,12 @@ pub async fn round(
             break;
         };
         round.sent += 1;
-        apply(&queue, target, &entries, outcome, &mut round)?;
+        apply(&queue, target, &entries, outcome, &mut state, &mut round)?;
     }
-    record_metrics(store, &target.name)?;
+    queue.delivered_all(&std::mem::take(&mut round.done))?;
+    if state != before {
+        queue.set_state(&state)?;
+    }
     Ok(round)
 }
 
@@ -141,6 +153,7 @@ fn apply(
     target: &Target,
     entries: &[(u64, OutboxEntry)],
     outcome: Outcome,
+    state: &mut TargetState,
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let now = now_ms();
@@ -151,12 +164,9 @@ fn apply(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let mut state = queue.state()?;
     match outcome {
         Outcome::Delivered => {
-            for (seq, _) in entries {
-                queue.delivered(*seq)?;
-            }
+            round.done.extend(entries.iter().map(|(seq, _)| *seq));
             round.delivered += entries.len() as u64;
             crate::metrics::delivery(&target.name, "delivered", entries.len() as u64);
             if state.failing_since.is_some() || state.gone {
@@ -165,7 +175,11 @@ fn apply(
             state.failing_since = None;
             state.reason = None;
             state.gone = false;
-            state.last_success = Some(now);
+            // Kept to the second: a state write per delivery would cost more
+            // than the delivery.
+            if state.last_success.is_none_or(|t| now - t >= 1000) {
+                state.last_success = Some(now);
+            }
         }
         Outcome::Retry { error, retry_after } => {
             for (seq, entry) in entries {
@@ -217,10 +231,12 @@ fn apply(
             round.last_failure = Some(format!("event {} moved to dead letters: {error}", ids()));
         }
     }
-    queue.set_state(&state)
+    Ok(())
 }
 
 /// Sets the gauges of `target`: pending, dead letters, oldest age, failing.
+/// Counting walks the trees (sled's `len` is O(n)), so callers do it when
+/// idle or at most once a second, not per round.
 pub fn record_metrics(store: &Store, target: &str) -> Result<(u64, u64), StoreError> {
     let queue = store.queue(target)?;
     let pending = queue.pending_len() as u64;

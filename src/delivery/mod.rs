@@ -177,8 +177,13 @@ impl Sender {
             }
         };
         let status = response.status().as_u16();
+        if response.status().is_success() && target.kind.success_is_status() {
+            // Read to the end so the connection is reused; a body cut off
+            // after a 2xx is still a 2xx.
+            let _ = response.bytes().await;
+            return Outcome::Delivered;
+        }
         let headers = response.headers().clone();
-        // The status is known; a body cut off after a 2xx is still a 2xx.
         let body = response.text().await.unwrap_or_default();
         let masked = crate::http::snippet(&body, target.url(), usize::MAX);
         target.classify(status, &headers, &masked)

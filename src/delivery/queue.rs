@@ -230,7 +230,16 @@ impl Queue<'_> {
 
     /// A 2xx: the entry is done.
     pub fn delivered(&self, seq: u64) -> Result<(), StoreError> {
-        self.outbox.remove(seq.to_be_bytes())?;
+        self.delivered_all(&[seq])
+    }
+
+    /// Several delivered entries removed in one atomic batch.
+    pub fn delivered_all(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for seq in seqs {
+            batch.remove(&seq.to_be_bytes());
+        }
+        self.outbox.apply_batch(batch)?;
         Ok(())
     }
 

@@ -486,3 +486,129 @@ async fn the_cli_lists_shows_replays_and_purges_dead_letters() {
     let out = output(cli(&["dead-letters", "purge", "--older-than", "0s"])).await;
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("purged (older than 0s) 0"));
 }
+
+#[tokio::test]
+async fn new_dead_letters_and_failing_polls_are_alerted_once_an_hour() {
+    use poomgo_notifier::delivery::alerts::{PollingHealth, check};
+    let sim = simulator(100).await;
+    let rec = Recorder::start(Reply::status(400).body("bad")).await;
+    let chat = Recorder::start(Reply::status(200).body("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = pipeline_app(
+        &sim,
+        dir.path(),
+        &format!(
+            "[delivery]\nalerts_to = \"chat\"\n{}[[targets]]\nname = \"chat\"\nkind = \"slack\"\nurl = \"{}/services/T/B/X\"\nevents = [\"invoice.canceled\"]\n",
+            webhook(&rec, ""),
+            chat.uri()
+        ),
+    );
+    baseline_then(&sim, &app, 3).await;
+    deliver_all(&app).await.unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let failing = PollingHealth {
+        failing: Some("the Poomgo scan stopped at page 1: HTTP 500".into()),
+    };
+    let sent = check(
+        &app.store,
+        &app.sender,
+        &app.targets,
+        &app.config.delivery,
+        &failing,
+        now,
+    )
+    .await
+    .unwrap();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter()
+            .any(|t| t.contains("`erp`에 새 실패 보관(dead letter) 3건")),
+        "{sent:?}"
+    );
+    assert!(sent.iter().any(|t| t.contains("HTTP 500")), "{sent:?}");
+    // Within the hour: nothing again, even with a new dead letter.
+    change(&sim, 1);
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    deliver_all(&app).await.unwrap();
+    let again = check(
+        &app.store,
+        &app.sender,
+        &app.targets,
+        &app.config.delivery,
+        &failing,
+        now + 60_000,
+    )
+    .await
+    .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    // An hour on, the news is the new dead letter only.
+    let later = check(
+        &app.store,
+        &app.sender,
+        &app.targets,
+        &app.config.delivery,
+        &PollingHealth::default(),
+        now + 3_700_000,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later.len(), 1);
+    assert!(
+        later[0].contains("새 실패 보관(dead letter) 1건 (모두 4건)"),
+        "{later:?}"
+    );
+    assert_eq!(chat.got().len(), 3);
+}
+
+#[tokio::test]
+async fn check_send_test_sends_one_marked_message_to_each_target() {
+    let rec = Recorder::start(Reply::status(200).body("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[poomgo]\napi_key = \"k\"\nbase_url = \"http://127.0.0.1:9\"\n[[targets]]\nname = \"cs\"\nkind = \"slack\"\nurl = \"{0}/services/T/B/X\"\n{1}",
+            rec.uri(),
+            webhook(&rec, "")
+        ),
+    )
+    .unwrap();
+    let mut c = std::process::Command::new(BIN);
+    c.args(["check", "--send-test", "--config"]).arg(&config);
+    let out = output(c).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok   target cs: test message delivered"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok   target erp: test message delivered (webhook.test test-"),
+        "{stdout}"
+    );
+    let got = rec.got();
+    assert_eq!(got.len(), 2);
+    let slack = got
+        .iter()
+        .find(|g| g.path == "/services/T/B/X")
+        .unwrap()
+        .json();
+    assert!(
+        slack["text"]
+            .as_str()
+            .unwrap()
+            .contains("🧪 poomgo-notifier 테스트 메시지")
+    );
+    let hook = got.iter().find(|g| g.path == "/erp").unwrap();
+    assert_eq!(hook.json()["type"], "webhook.test");
+    let key =
+        poomgo_notifier::delivery::targets::webhook::signature::SigningKey::parse(SECRET).unwrap();
+    let ts: i64 = hook.headers["webhook-timestamp"].parse().unwrap();
+    assert_eq!(
+        hook.headers["webhook-signature"],
+        key.sign(hook.id(), ts, &hook.body)
+    );
+}

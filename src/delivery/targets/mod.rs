@@ -100,6 +100,13 @@ impl TargetKind {
         }
     }
 
+    /// Whether a 2xx alone means delivered (no need to read the body).
+    pub fn success_is_status(self) -> bool {
+        match self {
+            TargetKind::Slack | TargetKind::Webhook => true,
+        }
+    }
+
     fn default_template(self) -> Option<&'static str> {
         match self {
             TargetKind::Slack => Some(slack::TEMPLATE),
