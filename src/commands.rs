@@ -185,7 +185,8 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
     for name in renderer.names() {
         if name.ends_with("/digest") {
             let digest = crate::delivery::digest::Digest::sample(&samples);
-            match renderer.render_value(&name, &digest.context_for(renderer, &samples)) {
+            let context = digest.context_for(renderer, &samples, crate::render::Lang::Ko);
+            match renderer.render_value(&name, &context) {
                 Ok(_) => report(
                     true,
                     format!("template {name}: renders a digest of every change kind"),
@@ -198,7 +199,7 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
             .iter()
             .filter_map(|e| {
                 renderer
-                    .render(&name, e)
+                    .render(&name, e, crate::render::Lang::Ko)
                     .err()
                     .map(|err| format!("{} ({})", err, e.kind))
             })

@@ -27,7 +27,7 @@ use serde::{Deserialize, Deserializer, de};
 
 pub use crate::delivery::{DeliveryConfig, TargetConfig, TargetKind};
 use crate::poomgo::MAX_PAGE_SIZE;
-use crate::status::StatusEntry;
+use crate::status::{CourierEntry, StatusEntry};
 
 /// The whole configuration file.
 #[derive(Debug, Deserialize)]
@@ -48,6 +48,9 @@ pub struct Config {
     /// Extra or overriding entries of the cargo status table.
     #[serde(default)]
     pub statuses: Vec<StatusEntry>,
+    /// Extra or overriding couriers (tracking links).
+    #[serde(default)]
+    pub couriers: Vec<CourierEntry>,
     /// How long `run` lets in-flight sends and the current page finish on SIGTERM.
     #[serde(default = "default_shutdown_grace", deserialize_with = "duration")]
     pub shutdown_grace: Duration,
@@ -412,6 +415,23 @@ impl Config {
         for (i, s) in self.statuses.iter().enumerate() {
             if s.code.trim().is_empty() {
                 return bad(&format!("statuses[{i}].code"), "is empty".into());
+            }
+        }
+        for (i, c) in self.couriers.iter().enumerate() {
+            if c.name.trim().is_empty() {
+                return bad(&format!("couriers[{i}].name"), "is empty".into());
+            }
+            if !c.tracking_url.contains("{invoiceCode}") {
+                return bad(
+                    &format!("couriers[{i}].tracking_url"),
+                    "has no `{invoiceCode}`: expected the page's URL with `{invoiceCode}` where the tracking number goes".into(),
+                );
+            }
+            if let Err(m) = check_url(&c.tracking_url.replace("{invoiceCode}", "0")) {
+                return bad(
+                    &format!("couriers[{i}].tracking_url"),
+                    format!("`{}` {m}", c.tracking_url),
+                );
             }
         }
         Ok(())

@@ -122,25 +122,7 @@ fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
 async fn slack(body: Bytes) -> &'static str {
     match serde_json::from_slice::<Value>(&body) {
         Ok(v) => {
-            let mut lines = Vec::new();
-            for block in v["blocks"].as_array().into_iter().flatten() {
-                if let Some(t) = block["text"]["text"].as_str() {
-                    lines.push(t.to_owned());
-                }
-                for el in block["elements"].as_array().into_iter().flatten() {
-                    if let Some(t) = el["text"].as_str() {
-                        lines.push(format!("  {t}"));
-                    }
-                }
-            }
-            if lines.is_empty() {
-                lines.push(v["text"].as_str().unwrap_or("(no text)").to_owned());
-            }
-            let text = lines
-                .join("\n")
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&amp;", "&");
+            let text = crate::delivery::targets::slack::readable(&v);
             println!("[slack #cs] {}", text.replace('\n', "\n            "));
         }
         Err(e) => println!("[slack #cs] (not JSON: {e})"),

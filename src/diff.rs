@@ -296,8 +296,14 @@ fn build_event(
             invoice_id: inv.invoice_id.to_string(),
             invoice_code: next.invoice_code.clone().flatten(),
             logistics_partner_name: inv.logistics_partner_name.clone(),
+            tracking_url: ctx.statuses.tracking_url(
+                inv.logistics_partner_name.as_deref(),
+                next.invoice_code.clone().flatten().as_deref(),
+            ),
             cargo_status_code_key: next.cargo(),
-            status: ctx.statuses.lookup(next.cargo().as_deref()),
+            status: ctx
+                .statuses
+                .lookup(next.cargo().as_deref(), next.is_closed == Some(true)),
             is_printed: next.is_printed,
             is_closed: next.is_closed,
             canceled: next.canceled,

@@ -138,13 +138,19 @@ impl Change {
     }
 }
 
-/// What `status` says about a cargo status code.
+/// What `status` says about a cargo status code (see [`crate::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusInfo {
+    /// Korean, as a CS team reads it.
     pub label: String,
+    #[serde(default)]
+    pub label_en: String,
     pub category: String,
     #[serde(rename = "final")]
     pub is_final: bool,
+    #[serde(default)]
+    pub emoji: String,
 }
 
 /// One order the invoice belongs to. Only `id` and `orderCode` are known
@@ -170,6 +176,9 @@ pub struct InvoiceInfo {
     pub invoice_id: String,
     pub invoice_code: Option<String>,
     pub logistics_partner_name: Option<String>,
+    /// The courier's tracking page, when the courier is known.
+    #[serde(default)]
+    pub tracking_url: Option<String>,
     pub cargo_status_code_key: Option<String>,
     pub status: StatusInfo,
     /// Null only while the upstream has never reported it.
@@ -213,6 +222,21 @@ impl Event {
     pub fn without_personal_data(mut self) -> Event {
         self.receiver = None;
         self.customer = None;
+        self
+    }
+
+    /// The same event with names, phones and addresses masked (chat targets).
+    pub fn with_personal_data_masked(mut self) -> Event {
+        for person in [&mut self.receiver, &mut self.customer]
+            .into_iter()
+            .flatten()
+        {
+            person.name = person.name.as_deref().map(crate::mask::name);
+            person.phone = person.phone.as_deref().map(crate::mask::phone);
+            person.mobile = person.mobile.as_deref().map(crate::mask::phone);
+            person.address = person.address.as_deref().map(crate::mask::address);
+            person.postcode = None;
+        }
         self
     }
 }

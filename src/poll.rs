@@ -107,7 +107,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Delivery> {
-        let statuses = Arc::new(StatusTable::new(&config.statuses));
+        let statuses = Arc::new(StatusTable::new(&config.statuses, &config.couriers));
         let renderer = Renderer::new(&config.templates_path(), statuses.clone())?;
         let targets = config
             .targets

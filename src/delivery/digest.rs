@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::EncodeError;
 use super::queue::OutboxEntry;
 use crate::event::{Event, EventType};
-use crate::render::{Renderer, type_label};
+use crate::render::{Lang, Renderer, type_label, type_label_en};
 
 /// Invoices listed per summary message: header + counts + items + footer
 /// stays under Block Kit's 50 blocks.
@@ -71,30 +71,47 @@ impl Digest {
         &self,
         renderer: &Renderer,
         entries: &[&OutboxEntry],
+        lang: Lang,
     ) -> Result<Value, EncodeError> {
         let events = entries
             .iter()
             .map(|e| super::read_event(e))
             .collect::<Result<Vec<_>, EncodeError>>()?;
-        Ok(self.context_for(renderer, &events))
+        Ok(self.context_for(renderer, &events, lang))
     }
 
     /// As [`Digest::context`], from events (`check` renders samples with it).
-    pub fn context_for(&self, renderer: &Renderer, events: &[Event]) -> Value {
+    pub fn context_for(&self, renderer: &Renderer, events: &[Event], lang: Lang) -> Value {
+        let ko = lang == Lang::Ko;
         let items: Vec<Value> = events
             .iter()
             .map(|event| {
                 let mut v = serde_json::to_value(event).expect("an event serializes");
-                v["labels"] = renderer.labels(event);
+                v["labels"] = renderer.labels(event, lang);
                 v
             })
             .collect();
+        let part = format!("{}/{}", self.part, self.parts);
         json!({
+            "title": if ko {
+                format!("📦 배송 알림 요약 {}건 ({part})", self.total)
+            } else {
+                format!("📦 Shipment updates: {} ({part})", self.total)
+            },
+            "footer": match (ko, self.after) {
+                (true, 0) => "요약 끝".to_owned(),
+                (true, n) => format!("외 {n}건은 다음 메시지에 이어집니다"),
+                (false, 0) => "End of summary".to_owned(),
+                (false, n) => format!("{n} more in the next message"),
+            },
             "total": self.total,
             "part": self.part,
             "parts": self.parts,
             "counts": self.counts.iter().map(|(k, n)| json!({
-                "type": k.as_str(), "label": type_label(*k), "count": n
+                "type": k.as_str(),
+                "label": if ko { type_label(*k) } else { type_label_en(*k) },
+                "count": n,
+                "unit": if ko { "건" } else { "" },
             })).collect::<Vec<_>>(),
             "items": items,
             "more": self.after,

@@ -213,10 +213,7 @@ async fn preview_prints_exactly_the_body_a_target_would_send() {
         String::from_utf8_lossy(&out.stderr)
     );
     let slack: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        slack["text"],
-        "[배송 상태 변경] 주문 20261201_000123 · 배송출발 → 배송완료"
-    );
+    assert_eq!(slack["text"], "✅ 20261201_000123 배송출발 → 배송완료");
 
     let out = output(run(&["--target", "erp", "--kind", "invoice.canceled"])).await;
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

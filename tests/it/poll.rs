@@ -126,7 +126,9 @@ async fn baseline_is_silent_then_each_change_reaches_the_targets_that_want_it() 
         "invoice": {
             "invoiceId": invoice.id.to_string(), "invoiceCode": invoice.code,
             "logisticsPartnerName": invoice.partner, "cargoStatusCodeKey": STATUS_DELIVERED,
-            "status": { "label": "배송완료", "category": "delivered", "final": true },
+            "trackingUrl": poomgo_notifier::status::StatusTable::default()
+                .tracking_url(Some(invoice.partner), Some(&invoice.code)),
+            "status": { "label": "배송완료", "labelEn": "Delivered", "category": "delivered", "final": true, "emoji": "✅" },
             "isPrinted": true, "isClosed": true, "canceled": false,
         },
         "changes": [{ "field": "cargoStatusCodeKey", "from": STATUS_OUTFORDELIVERY, "to": STATUS_DELIVERED }],
@@ -178,23 +180,29 @@ async fn baseline_is_silent_then_each_change_reaches_the_targets_that_want_it() 
     let text = std::str::from_utf8(&slack[0].body).unwrap();
     let body: Value = serde_json::from_str(text).unwrap();
     let code = order.order_code.clone();
+    assert_eq!(body["text"], format!("✅ {code} 배송출발 → 배송완료"));
+    assert_eq!(body["blocks"][0]["text"]["text"], body["text"]);
+    let fields: Vec<&str> = body["blocks"][1]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields[0], "*배송 상태*\n✅ 배송완료");
+    assert_eq!(fields[1], format!("*판매처*\n{}", order.channel));
     assert_eq!(
-        body["text"],
-        format!("[배송 상태 변경] 주문 {code} · 배송출발 → 배송완료")
+        fields[2],
+        "*상품*\n무선 키보드 \"K10\" &lt;블랙&gt; &amp; 케이블\\"
+    );
+    assert!(
+        fields[4].starts_with(&format!("*택배사 · 송장번호*\n{} ", invoice.partner))
+            && fields[4].contains(&invoice.code),
+        "{}",
+        fields[4]
     );
     assert_eq!(
-        body["blocks"][0]["text"]["text"],
-        format!(
-            "*배송 상태 변경* · 주문 `{code}` ({})\n배송출발 → 배송완료",
-            order.channel
-        )
-    );
-    assert_eq!(
-        body["blocks"][1]["elements"][0]["text"],
-        format!(
-            "{} {} · 무선 키보드 \"K10\" &lt;블랙&gt; &amp; 케이블\\ · 현재 배송완료 · {}",
-            invoice.partner, invoice.code, id
-        )
+        body["blocks"][2]["elements"][0]["text"],
+        format!("배송 상태 변경 · `{id}`")
     );
     for personal in [
         order.receiver.name.as_deref().unwrap(),

@@ -279,7 +279,9 @@ async fn the_demo_shows_slack_messages_and_verified_webhooks_then_stops_on_sigte
     let text = lines.join("\n");
     assert!(text.contains("(baseline: recorded silently)"), "{text}");
     assert!(
-        lines.iter().any(|l| l.starts_with("[slack #cs] *")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("[slack #cs] ") && l.contains(" → ")),
         "{text}"
     );
     let hooks: Vec<&String> = lines

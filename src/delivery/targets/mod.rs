@@ -14,6 +14,7 @@
 //! 410 also marks the target as gone). Adding a kind is one new folder and
 //! one arm in [`TargetKind`]'s dispatch below.
 
+pub mod jandi;
 pub mod slack;
 pub mod webhook;
 
@@ -42,8 +43,15 @@ pub struct TargetConfig {
     /// Which change kinds this target receives; all when absent.
     #[serde(default)]
     pub events: Option<Vec<EventType>>,
+    /// Which status categories (of the invoice's status now) it receives; all when absent.
+    #[serde(default)]
+    pub categories: Option<Vec<String>>,
+    /// Recipient and buyer in the body: raw for webhooks, masked for chat targets.
     #[serde(default)]
     pub include_personal_data: bool,
+    /// `ko` (default) or `en`: labels and headers of messages.
+    #[serde(default)]
+    pub language: Option<crate::render::Lang>,
     /// `whsec_…` signing secret(s), space-separated during rotation (webhook only).
     #[serde(default, deserialize_with = "crate::config::optional_secret")]
     pub secret: Option<SecretString>,
@@ -79,6 +87,7 @@ pub struct TargetConfig {
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Slack,
+    Jandi,
     Webhook,
 }
 
@@ -86,6 +95,7 @@ impl std::fmt::Display for TargetKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             TargetKind::Slack => "slack",
+            TargetKind::Jandi => "jandi",
             TargetKind::Webhook => "webhook",
         })
     }
@@ -95,7 +105,7 @@ impl TargetKind {
     /// A chat target reads as a message to people: paced, digested, masked.
     pub fn is_chat(self) -> bool {
         match self {
-            TargetKind::Slack => true,
+            TargetKind::Slack | TargetKind::Jandi => true,
             TargetKind::Webhook => false,
         }
     }
@@ -103,13 +113,14 @@ impl TargetKind {
     /// Whether a 2xx alone means delivered (no need to read the body).
     pub fn success_is_status(self) -> bool {
         match self {
-            TargetKind::Slack | TargetKind::Webhook => true,
+            TargetKind::Slack | TargetKind::Jandi | TargetKind::Webhook => true,
         }
     }
 
     fn default_template(self) -> Option<&'static str> {
         match self {
             TargetKind::Slack => Some(slack::TEMPLATE),
+            TargetKind::Jandi => Some(jandi::TEMPLATE),
             TargetKind::Webhook => None,
         }
     }
@@ -118,6 +129,7 @@ impl TargetKind {
     pub fn validate(self, config: &TargetConfig) -> Result<(), (&'static str, String)> {
         match self {
             TargetKind::Slack => slack::validate(config),
+            TargetKind::Jandi => jandi::validate(config),
             TargetKind::Webhook => webhook::validate(config),
         }
     }
@@ -149,6 +161,18 @@ pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
         && (t < Duration::from_millis(10) || t > Duration::from_secs(3600))
     {
         return Err(("timeout", "is out of range: expected 10ms to 1h".into()));
+    }
+    if let Some(categories) = &config.categories {
+        if categories.is_empty() {
+            return Err((
+                "categories",
+                "is empty, so the target would receive nothing: remove the key to receive every category".into(),
+            ));
+        }
+        for c in categories {
+            c.parse::<crate::status::Category>()
+                .map_err(|m| ("categories", m))?;
+        }
     }
     if matches!(&config.events, Some(e) if e.is_empty()) {
         return Err((
@@ -214,6 +238,8 @@ pub struct Target {
     pub timeout: Duration,
     pub include_personal_data: bool,
     events: Option<Vec<EventType>>,
+    categories: Option<Vec<String>>,
+    pub lang: crate::render::Lang,
     pub retry: RetryPolicy,
     /// Requests per second; `None` is unlimited.
     pub rate_per_second: Option<f64>,
@@ -261,6 +287,8 @@ impl Target {
             timeout: config.timeout.unwrap_or(delivery.timeout),
             include_personal_data: config.include_personal_data,
             events: config.events.clone(),
+            categories: config.categories.clone(),
+            lang: config.language.unwrap_or_default(),
             retry: RetryPolicy::schedule(
                 config
                     .retry_schedule
@@ -278,12 +306,19 @@ impl Target {
         })
     }
 
-    /// Routing: does this target receive an event with these change kinds?
+    /// Routing: does this target receive this event? Any of its change
+    /// kinds must be selected (`events`), and the invoice's status category
+    /// now must be too (`categories`); an absent key selects everything.
     pub fn wants(&self, event: &Event) -> bool {
-        match &self.events {
+        let kind = match &self.events {
             None => true,
             Some(wanted) => event.kinds().any(|k| wanted.contains(&k)),
-        }
+        };
+        let category = match &self.categories {
+            None => true,
+            Some(wanted) => wanted.contains(&event.invoice.status.category),
+        };
+        kind && category
     }
 
     pub fn template(&self) -> Option<&str> {
@@ -294,14 +329,20 @@ impl Target {
         self.url.expose_secret()
     }
 
-    /// The outbox entry this target gets for `event`, due at `now_ms`.
+    /// The outbox entry this target gets for `event`, due at `now_ms`:
+    /// without personal data unless the target opted in, and masked even
+    /// then for chat targets (so the store holds no raw phone number for a
+    /// channel).
     pub fn entry_for(&self, event: &Event, now_ms: i64) -> OutboxEntry {
         let shaped;
-        let event = if self.include_personal_data {
-            event
-        } else {
+        let event = if !self.include_personal_data {
             shaped = event.clone().without_personal_data();
             &shaped
+        } else if self.kind.is_chat() {
+            shaped = event.clone().with_personal_data_masked();
+            &shaped
+        } else {
+            event
         };
         OutboxEntry {
             event_id: event.id.clone(),
@@ -327,6 +368,7 @@ impl Target {
     ) -> Result<Request, EncodeError> {
         match self.kind {
             TargetKind::Slack => slack::encode(self, renderer, entries, digest),
+            TargetKind::Jandi => jandi::encode(self, renderer, entries, digest),
             TargetKind::Webhook => webhook::encode(self, renderer, entries, timestamp),
         }
     }
@@ -335,7 +377,7 @@ impl Target {
     pub fn classify(&self, status: u16, headers: &HeaderMap, body: &str) -> Outcome {
         match self.kind {
             TargetKind::Slack => slack::classify(status, headers, body),
-            TargetKind::Webhook => classify(status, headers, body),
+            TargetKind::Jandi | TargetKind::Webhook => classify(status, headers, body),
         }
     }
 
@@ -344,6 +386,7 @@ impl Target {
     pub async fn health_check(&self, http: &reqwest::Client) -> Result<String, String> {
         match self.kind {
             TargetKind::Slack => slack::health_check(self, http).await,
+            TargetKind::Jandi => jandi::health_check(self, http).await,
             TargetKind::Webhook => webhook::health_check(self, http).await,
         }
     }
@@ -352,7 +395,21 @@ impl Target {
     pub fn test_request(&self, now: chrono::DateTime<chrono::Utc>) -> Request {
         match self.kind {
             TargetKind::Slack => slack::test_request(now),
+            TargetKind::Jandi => jandi::test_request(now),
             TargetKind::Webhook => webhook::test_request(self, now),
+        }
+    }
+
+    /// A body this target sends, as a person reads it (chat targets), or
+    /// pretty JSON (webhooks).
+    pub fn readable(&self, body: &[u8]) -> String {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return String::from_utf8_lossy(body).into_owned();
+        };
+        match self.kind {
+            TargetKind::Slack => slack::readable(&value),
+            TargetKind::Jandi => jandi::readable(&value),
+            TargetKind::Webhook => serde_json::to_string_pretty(&value).unwrap_or_default(),
         }
     }
 
@@ -360,6 +417,7 @@ impl Target {
     pub fn text_request(&self, text: &str) -> Option<Request> {
         match self.kind {
             TargetKind::Slack => Some(slack::text_request(text)),
+            TargetKind::Jandi => Some(jandi::text_request(text)),
             TargetKind::Webhook => None,
         }
     }

@@ -49,12 +49,6 @@ pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
                 .into(),
         ));
     }
-    if config.include_personal_data {
-        return Err((
-            "include_personal_data",
-            "is not supported for Slack targets: a channel is no place for phone numbers".into(),
-        ));
-    }
     if matches!(config.digest_over, Some(0)) {
         return Err(("digest_over", "expected at least 1".into()));
     }
@@ -71,11 +65,12 @@ pub fn encode(
         ([entry], None) => {
             let event = crate::delivery::read_event(entry)?;
             let name = target.template().unwrap_or(TEMPLATE);
-            renderer.render(name, &event)?
+            renderer.render(name, &event, target.lang)?
         }
-        (_, Some(digest)) => {
-            renderer.render_value(DIGEST_TEMPLATE, &digest.context(renderer, entries)?)?
-        }
+        (_, Some(digest)) => renderer.render_value(
+            DIGEST_TEMPLATE,
+            &digest.context(renderer, entries, target.lang)?,
+        )?,
         _ => {
             return Err(EncodeError::Unreadable(
                 "several events without a digest".into(),
@@ -154,6 +149,65 @@ pub fn text_request(text: &str) -> Request {
     });
     fit_block_kit(&mut value);
     json_request(&value)
+}
+
+/// A message as a person reads it in the channel: entities decoded, links as
+/// "text (url)", fields as "title: value". For the demo, `preview --readable`
+/// and the console.
+pub fn readable(message: &Value) -> String {
+    let mut lines = Vec::new();
+    for block in message["blocks"].as_array().into_iter().flatten() {
+        if let Some(t) = block["text"]["text"].as_str() {
+            lines.push(plain(t));
+        }
+        for f in block["fields"].as_array().into_iter().flatten() {
+            if let Some(t) = f["text"].as_str() {
+                let t = plain(t);
+                lines.push(match t.split_once('\n') {
+                    Some((title, value)) => format!("{}: {value}", title.trim_matches('*')),
+                    None => t,
+                });
+            }
+        }
+        for e in block["elements"].as_array().into_iter().flatten() {
+            if let Some(t) = e["text"].as_str() {
+                lines.push(format!("  {}", plain(t)));
+            }
+        }
+    }
+    if lines.is_empty() {
+        lines.push(plain(message["text"].as_str().unwrap_or("(no text)")));
+    }
+    lines.join("\n")
+}
+
+/// mrkdwn as text: `<url|text>` → `text (url)`, entities decoded.
+fn plain(mrkdwn: &str) -> String {
+    let mut out = String::new();
+    let mut rest = mrkdwn;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('>') {
+            Some(end) => {
+                let link = &after[..end];
+                match link.split_once('|') {
+                    Some((url, text)) => out.push_str(&format!("{text} ({url})")),
+                    None => out.push_str(link),
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('<');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+        .replace('\u{200B}', "")
 }
 
 /// Block Kit's limits (<https://api.slack.com/reference/block-kit/blocks>).

@@ -60,7 +60,7 @@ pub fn encode(
     let body_of = |entry: &OutboxEntry| -> Result<Vec<u8>, EncodeError> {
         match target.template() {
             Some(name) => Ok(renderer
-                .render(name, &crate::delivery::read_event(entry)?)?
+                .render(name, &crate::delivery::read_event(entry)?, target.lang)?
                 .into_bytes()),
             None => Ok(entry.event.clone()),
         }
