@@ -296,6 +296,7 @@ pub fn preview(
     target: &str,
     event_file: Option<&Path>,
     kind: Option<crate::event::EventType>,
+    readable: bool,
 ) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
@@ -335,6 +336,10 @@ pub fn preview(
     let request = delivery
         .sender
         .request(target, &[&entry], None, now.timestamp())?;
+    if readable {
+        println!("{}", target.readable(&request.body));
+        return Ok(());
+    }
     for (name, value) in &request.headers {
         eprintln!("# {name}: {}", value.to_str().unwrap_or("<binary>"));
     }

@@ -113,6 +113,9 @@ enum Command {
         /// A sample event of this kind, e.g. invoice.status_changed (the default).
         #[arg(long)]
         kind: Option<poomgo_notifier::event::EventType>,
+        /// Show the message as a person reads it in the channel instead of the JSON body.
+        #[arg(long)]
+        readable: bool,
     },
     /// List pending deliveries per target, oldest first (through the daemon when it runs).
     Outbox {
@@ -241,7 +244,8 @@ fn main() -> ExitCode {
                 target,
                 event,
                 kind,
-            } => commands::preview(&config, &target, event.as_deref(), kind),
+                readable,
+            } => commands::preview(&config, &target, event.as_deref(), kind, readable),
             Command::Poll {
                 config,
                 notify_existing,

@@ -3,7 +3,8 @@
 //! Two registries, because the escaping depends on where a value lands:
 //!
 //! - `slack/…` templates produce Slack Block Kit JSON: a value is escaped for
-//!   Slack's mrkdwn (`&`, `<`, `>`) and then for a JSON string.
+//!   Slack's mrkdwn (`&`, `<`, `>`, and `@here`-style mentions) and then for
+//!   a JSON string.
 //! - every other template produces JSON (webhook bodies, JANDI): a value is
 //!   escaped for a JSON string only.
 //!
@@ -38,6 +39,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "slack/digest",
         include_str!("../templates/slack/digest.hbs"),
+    ),
+    (
+        "jandi/default",
+        include_str!("../templates/jandi/default.hbs"),
+    ),
+    (
+        "jandi/digest",
+        include_str!("../templates/jandi/digest.hbs"),
     ),
 ];
 

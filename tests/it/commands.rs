@@ -215,6 +215,24 @@ async fn preview_prints_exactly_the_body_a_target_would_send() {
     let slack: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(slack["text"], "✅ 20261201_000123 배송출발 → 배송완료");
 
+    let out = output(run(&[
+        "--target",
+        "cs-slack",
+        "--kind",
+        "invoice.status_changed",
+        "--readable",
+    ]))
+    .await;
+    let readable = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        readable.starts_with("✅ 20261201_000123 배송출발 → 배송완료\n배송 상태: ✅ 배송완료\n"),
+        "{readable}"
+    );
+    assert!(
+        readable.contains("CJ대한통운 380424004285 (https://trace.cjlogistics.com/"),
+        "{readable}"
+    );
+
     let out = output(run(&["--target", "erp", "--kind", "invoice.canceled"])).await;
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(body["type"], "invoice.canceled");

@@ -612,3 +612,79 @@ async fn check_send_test_sends_one_marked_message_to_each_target() {
         key.sign(hook.id(), ts, &hook.body)
     );
 }
+
+#[tokio::test]
+async fn an_exceptions_channel_gets_only_exception_categories_and_jandi_gets_its_format() {
+    let sim = simulator(300).await;
+    let rec = Recorder::start(Reply::status(200).body("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = pipeline_app(
+        &sim,
+        dir.path(),
+        &format!(
+            r#"
+[[targets]]
+name = "cs-exceptions"
+kind = "slack"
+url = "{0}/services/EXC"
+categories = ["exception", "failed_attempt", "returned"]
+[[targets]]
+name = "cs-jandi"
+kind = "jandi"
+url = "{0}/jandi"
+"#,
+            rec.uri()
+        ),
+    );
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    // Two parcels: one fails a delivery attempt, one is delivered.
+    let (failed, delivered) = sim.with_merchant(|m| {
+        let mut open = m
+            .orders
+            .iter_mut()
+            .flat_map(|o| o.invoices.iter_mut())
+            .filter(|i| i.closed && !i.is_final());
+        let a = open.next().unwrap();
+        a.cargo = Some(poomgo_notifier::sim::merchant::STATUS_ATTEMPTFAIL);
+        let a = a.id;
+        let b = open.next().unwrap();
+        b.cargo = Some(poomgo_notifier::sim::merchant::STATUS_DELIVERED);
+        (a, b.id)
+    });
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    deliver_all(&app).await.unwrap();
+    let got = rec.got();
+    let exceptions: Vec<_> = got.iter().filter(|g| g.path == "/services/EXC").collect();
+    assert_eq!(exceptions.len(), 1, "only the failed attempt");
+    let text = exceptions[0].json()["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("배달 실패"), "{text}");
+    let jandi: Vec<_> = got.iter().filter(|g| g.path == "/jandi").collect();
+    assert_eq!(jandi.len(), 2);
+    for g in &jandi {
+        assert_eq!(g.headers["accept"], "application/vnd.tosslab.jandi-v2+json");
+        assert_eq!(g.headers["content-type"], "application/json");
+        let v = g.json();
+        assert!(v["connectColor"].as_str().unwrap().starts_with('#'));
+        assert!(v["connectInfo"].as_array().unwrap().len() >= 3);
+    }
+    let bodies: Vec<String> = jandi
+        .iter()
+        .map(|g| g.json()["body"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(bodies.iter().any(|b| b.contains("배송완료")), "{bodies:?}");
+    assert!(
+        exceptions[0]
+            .json()
+            .to_string()
+            .contains(&format!("-{failed}-1"))
+    );
+    assert!(
+        jandi
+            .iter()
+            .any(|g| g.json().to_string().contains(&format!("-{delivered}-1")))
+    );
+}

@@ -4,6 +4,7 @@
 mod commands;
 mod daemon;
 mod delivery;
+mod messages;
 mod poll;
 mod process;
 mod properties;

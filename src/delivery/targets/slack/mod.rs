@@ -238,6 +238,12 @@ pub fn fit_block_kit(message: &mut Value) {
         match block.get("type").and_then(Value::as_str) {
             Some("header") => {
                 if let Some(t) = block.pointer_mut("/text/text") {
+                    // A header is one line.
+                    if let Some(s) = t.as_str()
+                        && s.contains('\n')
+                    {
+                        *t = Value::String(s.replace('\n', " "));
+                    }
                     cut(t, MAX_HEADER);
                 }
             }
