@@ -39,6 +39,9 @@ pub struct Config {
     pub poomgo: PoomgoConfig,
     #[serde(default)]
     pub schedule: ScheduleConfig,
+    /// Which windows a poll reads, how often (see [`crate::poomgo::plan`]).
+    #[serde(default)]
+    pub plan: crate::poomgo::plan::PlanConfig,
     #[serde(default)]
     pub store: StoreConfig,
     #[serde(default)]
@@ -378,6 +381,9 @@ impl Config {
             return bad("store.retention_days", "expected at least 1".into());
         }
         crate::schedule::validate(&self.schedule).map_err(|(k, m)| (format!("schedule.{k}"), m))?;
+        self.plan
+            .validate(p.lookback_days)
+            .map_err(|(k, m)| (format!("plan.{k}"), m))?;
         self.delivery
             .validate()
             .map_err(|(k, m)| (format!("delivery.{k}"), m))?;
@@ -439,6 +445,19 @@ impl Config {
 
     pub fn templates_path(&self) -> PathBuf {
         self.base_dir.join(&self.templates_dir)
+    }
+
+    /// The longest gap between two ticks of the schedule.
+    pub fn tick_interval(&self) -> Duration {
+        let tz = self
+            .schedule
+            .timezone
+            .parse()
+            .unwrap_or(chrono_tz::Asia::Seoul);
+        match crate::schedule::parse_cron(&self.schedule.cron) {
+            Ok(cron) => crate::schedule::longest_interval(&cron, tz, chrono::Utc::now()),
+            Err(_) => Duration::from_secs(300),
+        }
     }
 
     pub fn store_path(&self) -> PathBuf {

@@ -288,6 +288,7 @@ impl Poller {
         if let Ok(r) = &outcome {
             tracing::info!(
                 ok,
+                windows = %r.windows.join(","),
                 pages = r.pages,
                 invoices = r.invoices_seen,
                 events = r.events,

@@ -55,6 +55,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
 [poomgo]
 base_url = "{sim}"
 api_key = "{key}"
+[plan]
+# The demo polls every few seconds, not on the cron: one window, read every time.
+windows = []
+created_every = 1
 [store]
 path = "{store}"
 cache_mb = 16

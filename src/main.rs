@@ -77,6 +77,9 @@ enum Command {
         /// On the first poll of an empty store, send invoice.assigned for every invoice instead of recording silently.
         #[arg(long)]
         notify_existing: bool,
+        /// Read every window of the scan plan, not only the ones due.
+        #[arg(long)]
+        full: bool,
     },
     /// The simulator, the notifier and a local receiver together: watch alerts flow (Ctrl-C stops).
     Demo {
@@ -249,10 +252,14 @@ fn main() -> ExitCode {
             Command::Poll {
                 config,
                 notify_existing,
+                full,
             } => {
                 commands::poll(
                     &config,
-                    poomgo_notifier::poll::PollOptions { notify_existing },
+                    poomgo_notifier::poll::PollOptions {
+                        notify_existing,
+                        full,
+                    },
                 )
                 .await
             }

@@ -39,9 +39,7 @@ use crate::config::Config;
 pub use crate::delivery::driver::DeliveryReport;
 use crate::delivery::{Sender, Target};
 use crate::diff::{DiffContext, Observation, Prior, diff};
-use crate::poomgo::{
-    Invoice, PoomgoClient, PoomgoError, Reported, Row, ScanPage, Skip, Window, poll_window,
-};
+use crate::poomgo::{Invoice, PoomgoClient, PoomgoError, Reported, Row, ScanPage, Skip, Window};
 use crate::render::Renderer;
 use crate::shutdown::Shutdown;
 use crate::status::StatusTable;
@@ -138,11 +136,15 @@ impl Delivery {
 pub struct PollOptions {
     /// Announce what windows see for the first time instead of recording it silently.
     pub notify_existing: bool,
+    /// Read every window of the plan, not only the ones due.
+    pub full: bool,
 }
 
 /// What the scan-and-commit half of a poll did.
 #[derive(Debug, Default)]
 pub struct PollReport {
+    /// The windows read.
+    pub windows: Vec<String>,
     pub pages: u32,
     /// Distinct invoices diffed.
     pub invoices_seen: u64,
@@ -208,6 +210,7 @@ pub async fn poll(
 }
 
 /// One part of a window: a day range, announced or recorded silently.
+#[derive(Debug)]
 struct Part {
     from: NaiveDate,
     to: NaiveDate,
@@ -253,27 +256,53 @@ pub async fn poll_until(
 ) -> Result<PollReport, StoreError> {
     let mut report = PollReport::default();
     let mut state = PollState::default();
-    let windows = vec![poll_window(now, app.config.poomgo.lookback_days)];
-    'windows: for window in &windows {
+    let interval = app.config.tick_interval();
+    let mut windows = Vec::new();
+    for spec in app.config.plan.specs(app.config.poomgo.lookback_days) {
+        if options.full || spec.is_due(app.store.window_read_at(&spec.name)?, now, interval) {
+            windows.push(spec.window(now));
+        }
+    }
+    // Every part of every due window; announced parts first, so an invoice
+    // that a covered day shows is announced even when a new window would
+    // see it first.
+    let mut parts = Vec::new();
+    for (w, window) in windows.iter().enumerate() {
         let covered = match app.store.covered_from(&window.name)? {
             Some(c) => Some(c),
             // A schema-1 store: its one baseline covered this window.
-            None if window.name == "created" && app.store.legacy_baseline_done()? => {
+            None if window.name == crate::poomgo::plan::CREATED
+                && app.store.legacy_baseline_done()? =>
+            {
                 Some(window.from)
             }
             None => None,
         };
-        let shorts_before = report.short_pages.len();
-        for part in parts(window, covered, options.notify_existing) {
-            report.baseline |= part.silent;
-            let end = scan_part(app, window, &part, now, stop, &mut state, &mut report).await?;
-            if !matches!(end, ScanEnd::Complete) {
-                report.end = end;
-                break 'windows;
-            }
+        parts.extend(
+            self::parts(window, covered, options.notify_existing)
+                .into_iter()
+                .map(|p| (w, p)),
+        );
+    }
+    parts.sort_by_key(|(_, p)| p.silent);
+    report.windows = windows.iter().map(|w| w.name.clone()).collect();
+    let mut incomplete = vec![false; windows.len()];
+    for (w, part) in &parts {
+        report.baseline |= part.silent;
+        let shorts = report.short_pages.len();
+        let end = scan_part(app, &windows[*w], part, now, stop, &mut state, &mut report).await?;
+        incomplete[*w] |= report.short_pages.len() > shorts;
+        if !matches!(end, ScanEnd::Complete) {
+            report.end = end;
+            incomplete.iter_mut().for_each(|i| *i = true);
+            break;
         }
-        if report.short_pages.len() == shorts_before {
+    }
+    for (window, incomplete) in windows.iter().zip(&incomplete) {
+        if !incomplete {
             app.store.set_covered_from(&window.name, window.from)?;
+            app.store
+                .set_window_read_at(&window.name, now.timestamp_millis())?;
         }
     }
     report.invoices_seen = state.diffed;

@@ -269,6 +269,15 @@ impl Store {
         Ok(())
     }
 
+    /// When `window` was last read to its end (Unix ms).
+    pub fn window_read_at(&self, window: &str) -> Result<Option<i64>, StoreError> {
+        self.meta_get(&format!("read/{window}"))
+    }
+
+    pub fn set_window_read_at(&self, window: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.meta_put(&format!("read/{window}"), &at_ms)
+    }
+
     /// Records a complete poll.
     pub fn record_successful_poll(&self, at_unix: i64) -> Result<(), StoreError> {
         self.meta.insert(META_LAST_POLL, &at_unix.to_be_bytes())?;
@@ -284,16 +293,18 @@ impl Store {
             .map(|v| v as i64))
     }
 
-    /// Removes snapshots of final invoices last seen before `before_unix`,
-    /// leaving a tombstone with the last revision. Non-final invoices are kept
-    /// however old. The same pass counts what is kept, so nothing else has to
-    /// walk every snapshot to know the total.
+    /// Removes snapshots last seen before `before_unix`, final or not: the
+    /// plan's windows follow every live invoice, so one that no window has
+    /// shown for `retention_days` has left them all. A tombstone keeps its
+    /// last revision (if it reappears it is recorded silently and continues
+    /// its revisions). The same pass counts what is kept, so nothing else has
+    /// to walk every snapshot to know the total.
     pub fn prune(&self, before_unix: i64) -> Result<Pruned, StoreError> {
         let mut pruned = Pruned::default();
         for item in self.snapshots.iter() {
             let (key, value) = item?;
             let s = decode_snapshot(&value)?;
-            if !(s.is_final && s.last_seen < before_unix) {
+            if s.last_seen >= before_unix {
                 pruned.kept += 1;
                 continue;
             }
@@ -628,7 +639,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn prune_removes_only_final_invoices_unseen_long_enough() {
+    fn prune_removes_invoices_unseen_long_enough_and_leaves_tombstones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 8, &[]).unwrap();
         let batch = PageBatch {
@@ -643,8 +654,8 @@ pub(crate) mod tests {
         assert_eq!(
             store.prune(500).unwrap(),
             Pruned {
-                removed: 1,
-                kept: 2
+                removed: 2,
+                kept: 1
             }
         );
         assert_eq!(
@@ -658,13 +669,8 @@ pub(crate) mod tests {
         );
         assert_eq!(
             store.tombstone(&InvoiceId("old-open".into())).unwrap(),
-            None
-        );
-        assert!(
-            store
-                .snapshot(&InvoiceId("old-open".into()))
-                .unwrap()
-                .is_some()
+            Some(1),
+            "open or final: unseen for retention_days is pruned"
         );
         assert!(
             store

@@ -3,6 +3,7 @@
 
 mod client;
 mod model;
+pub mod plan;
 mod scan;
 
 pub use client::{ORDERS_PATH, PoomgoClient, PoomgoError, RETRY_AFTER_CAP};
@@ -74,12 +75,12 @@ impl Window {
     }
 }
 
-/// The window a poll asks for: orders created from `lookback_days` days ago
-/// to today, both Korea-time days, inclusive.
+/// The `created` window: orders created from `lookback_days` days ago to
+/// today, both Korea-time days, inclusive (every plan has it).
 pub fn poll_window(now: DateTime<Utc>, lookback_days: u32) -> Window {
     let today = kst_day(now);
     Window {
-        name: "created".into(),
+        name: plan::CREATED.into(),
         axis: Axis::Created,
         from: today
             .checked_sub_days(Days::new(lookback_days.into()))

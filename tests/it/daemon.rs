@@ -131,6 +131,9 @@ retry_max = "100ms"
 {extra_poomgo}
 [schedule]
 cron = "* * * * * *"
+[plan]
+windows = []
+created_every = 1
 [admin]
 listen = "127.0.0.1:0"
 [store]
@@ -604,6 +607,9 @@ retry_base = "10ms"
 retry_max = "100ms"
 [schedule]
 cron = "* * * * * *"
+[plan]
+windows = []
+created_every = 1
 [store]
 path = "{store}"
 cache_mb = 8

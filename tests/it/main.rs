@@ -5,6 +5,7 @@ mod commands;
 mod daemon;
 mod delivery;
 mod messages;
+mod plan;
 mod poll;
 mod process;
 mod properties;

@@ -231,6 +231,7 @@ async fn notify_existing_announces_every_invoice_of_the_first_poll() {
         &app,
         PollOptions {
             notify_existing: true,
+            ..PollOptions::default()
         },
         Utc::now(),
     )
@@ -270,7 +271,7 @@ async fn notify_existing_announces_every_invoice_of_the_first_poll() {
 }
 
 #[tokio::test]
-async fn final_invoices_unseen_for_retention_days_are_pruned_and_open_ones_kept() {
+async fn invoices_unseen_for_retention_days_are_pruned_and_come_back_silently() {
     let sim = simulator(400).await;
     let server = receiver(200).await;
     let dir = tempfile::tempdir().unwrap();
@@ -278,21 +279,10 @@ async fn final_invoices_unseen_for_retention_days_are_pruned_and_open_ones_kept(
     let now = Utc::now();
     poll(&app, PollOptions::default(), now).await.unwrap();
     let truth = sim.invoices();
-    let open = truth
-        .iter()
-        .filter(|(i, canceled)| {
-            !canceled
-                && !matches!(
-                    i.cargo_status_code_key.as_reported(),
-                    Some(Some(c)) if c == "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED" || c == "INVOICE_CARGO_STATUS_RETURNED"
-                )
-        })
-        .count();
-    assert!(open > 0 && open < truth.len());
     assert_eq!(app.store.snapshot_count(), truth.len());
 
-    // 29 days on, the window no longer covers these orders: nothing is seen,
-    // nothing is pruned yet, and nothing is announced (never infer from absence).
+    // 29 days on, no window covers these orders: nothing is seen, nothing is
+    // pruned yet, and nothing is announced (never infer from absence).
     let later = poll(
         &app,
         PollOptions::default(),
@@ -301,7 +291,8 @@ async fn final_invoices_unseen_for_retention_days_are_pruned_and_open_ones_kept(
     .await
     .unwrap();
     assert_eq!((later.invoices_seen, later.events, later.pruned), (0, 0, 0));
-    // Past `retention_days` (30): the final ones go, the open ones stay.
+    // Past `retention_days` (30): every snapshot goes, final or not, and
+    // leaves a tombstone with its last revision.
     let report = poll(
         &app,
         PollOptions::default(),
@@ -309,7 +300,14 @@ async fn final_invoices_unseen_for_retention_days_are_pruned_and_open_ones_kept(
     )
     .await
     .unwrap();
-    assert_eq!(report.pruned as usize, truth.len() - open);
-    assert_eq!(app.store.snapshot_count(), open);
+    assert_eq!(report.pruned as usize, truth.len());
+    assert_eq!(app.store.snapshot_count(), 0);
+    let (some, _) = &truth[0];
+    assert_eq!(app.store.tombstone(&some.invoice_id).unwrap(), Some(0));
+
+    // If they show up again, they are not news: recorded silently.
+    let back = poll(&app, PollOptions::default(), now).await.unwrap();
+    assert_eq!((back.invoices_seen as usize, back.events), (truth.len(), 0));
+    assert_eq!(app.store.snapshot_count(), truth.len());
     assert!(server.received_requests().await.unwrap().is_empty());
 }

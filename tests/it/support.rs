@@ -53,6 +53,11 @@ pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// A full config for the pipeline: the simulator, a store in `dir`, and
 /// `targets` (TOML `[[targets]]` tables) appended.
+/// One window, the whole `lookback_days`, read on every poll: tests that
+/// change any invoice and poll again expect to see it (the tiered plan has
+/// tests of its own).
+pub const LEGACY_PLAN: &str = "[plan]\nwindows = []\ncreated_every = 1\n";
+
 pub fn pipeline_toml(sim: &Simulator, dir: &std::path::Path, targets: &str) -> String {
     pipeline_toml_with(sim, dir, "", targets)
 }
@@ -72,6 +77,7 @@ api_key = "sim-key"
 retry_base = "10ms"
 retry_max = "100ms"
 {poomgo}
+{LEGACY_PLAN}
 [store]
 path = "{}"
 cache_mb = 8
