@@ -203,7 +203,7 @@ async fn each_tier_is_read_when_due_and_overlaps_count_once() {
     let read =
         |r: &poomgo_notifier::poll::PollReport| r.windows.iter().cloned().collect::<HashSet<_>>();
     let tick = ["assigned-today", "closed-recent"];
-    let mut expect = |minutes, extra: &[&str]| {
+    let expect = |minutes, extra: &[&str]| {
         let set: HashSet<String> = tick.iter().chain(extra).map(|s| s.to_string()).collect();
         (minutes, set)
     };
