@@ -278,6 +278,15 @@ impl Store {
         self.meta_put(&format!("read/{window}"), &at_ms)
     }
 
+    /// When the last prune pass ran (Unix seconds).
+    pub fn pruned_at(&self) -> Result<Option<i64>, StoreError> {
+        self.meta_get("pruned_at")
+    }
+
+    pub fn set_pruned_at(&self, at: i64) -> Result<(), StoreError> {
+        self.meta_put("pruned_at", &at)
+    }
+
     /// Records a complete poll.
     pub fn record_successful_poll(&self, at_unix: i64) -> Result<(), StoreError> {
         self.meta.insert(META_LAST_POLL, &at_unix.to_be_bytes())?;

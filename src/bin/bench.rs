@@ -1,15 +1,30 @@
-//! `cargo run --release --bin bench -- [--events N] [--runs R]`
+//! `cargo run --release --bin bench -- [--orders N] [--runs R] [--latency-ms L] [--events E] [--skip-poll] [--skip-delivery]`
 //!
 //! Prints one `name value unit` line per figure, each the median of `runs`.
-//! Everything runs on loopback: the receiver has its own runtime thread, so
-//! it does not share a scheduler with what is measured.
+//! Everything runs on loopback. The simulator runs as its own process (the
+//! release `poomgo-notifier sim`, `--latency-ms` per page, 50 by default);
+//! each poll is the release `poomgo-notifier poll` as its own process, timed
+//! by `/usr/bin/time` (wall, peak RSS, user + sys CPU). Webhooks go to a
+//! receiver on its own runtime thread.
 //!
-//! - `delivery_events_per_second`: N pending signed webhook events drained
-//!   through the real driver (render, sign, send, durable removal) to a
-//!   receiver that answers 200 at once;
-//! - `plain_client_events_per_second`: the same bodies posted by a plain
-//!   reqwest client with the same concurrency;
-//! - `delivery_vs_plain`: the ratio of their times.
+//! Poll figures (one `created` window of `lookback_days`, read every poll,
+//! so that every poll reads the same pages as the raw fetch):
+//! - `raw_fetch`: the wall time of downloading exactly those pages with the
+//!   same client settings and concurrency, bodies discarded: the floor;
+//! - `parse_floor_cpu`: CPU time to parse the same bodies into rows, nothing else;
+//! - `baseline_poll`, `change_poll` (about 1% of invoices changed, every
+//!   event signed and delivered), `idle_poll`: wall, RSS, CPU, and their
+//!   ratio to the raw fetch; `*_nolatency_cpu` with the latency off, against
+//!   the parse floor;
+//! - `sled_bytes_per_invoice` after a baseline and 10 change polls;
+//! - `requests_per_hour_default_plan` and `requests_per_hour_full_rescan`
+//!   (every tick, the staleness the default plan gives recent changes), at a
+//!   5-minute cron.
+//!
+//! Delivery figures: `delivery_events_per_second` (N pending signed webhook
+//! events drained through the real driver: render, sign, send, durable
+//! removal), `plain_client_events_per_second` (the same bodies posted by a
+//! plain reqwest client with the same concurrency) and their ratio.
 
 use std::time::{Duration, Instant};
 
@@ -75,6 +90,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn flag(name: &str) -> bool {
+    std::env::args().any(|a| a == name)
+}
+
 fn main() {
     let events = arg("--events", 10_000);
     let runs = arg("--runs", 3);
@@ -83,6 +102,17 @@ fn main() {
         .build()
         .unwrap();
     let addr = receiver();
+    if !flag("--skip-poll") {
+        rt.block_on(poll_figures(
+            addr,
+            arg("--orders", 100_000),
+            runs,
+            arg("--latency-ms", 50),
+        ));
+    }
+    if flag("--skip-delivery") {
+        return;
+    }
     let mut ours = Vec::new();
     let mut plain = Vec::new();
     let mut ratios = Vec::new();
@@ -187,4 +217,351 @@ async fn plain_client(addr: std::net::SocketAddr, bodies: Vec<Vec<u8>>) -> f64 {
         }
     }
     started.elapsed().as_secs_f64()
+}
+
+/// The release binary next to this one.
+fn notifier() -> std::path::PathBuf {
+    let me = std::env::current_exe().unwrap();
+    me.with_file_name("poomgo-notifier")
+}
+
+/// A simulator child process; killed when dropped.
+struct Sim {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_sim(orders: usize, latency_ms: usize) -> Sim {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = std::process::Command::new(notifier());
+    cmd.args([
+        "sim",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--orders",
+        &orders.to_string(),
+    ]);
+    if latency_ms > 0 {
+        cmd.args(["--fault", &format!("slow:{latency_ms}ms")]);
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("build the release binary first: cargo build --release");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("api key") {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 {
+            panic!("the simulator did not start");
+        }
+    }
+    Sim {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+/// (wall s, peak RSS MiB, user+sys CPU s) of one `poomgo-notifier` run.
+fn timed(args: &[&str]) -> (f64, f64, f64, String) {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "TIME %e %M %U %S"])
+        .arg(notifier())
+        .args(args)
+        .env("RUST_LOG", "error")
+        .output()
+        .expect("/usr/bin/time is needed for the poll figures");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("TIME "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let v: Vec<f64> = line[5..].split(' ').map(|x| x.parse().unwrap()).collect();
+    (
+        v[0],
+        v[1] / 1024.0,
+        v[2] + v[3],
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+async fn sim_post(http: &reqwest::Client, url: String, body: &str) -> String {
+    http.post(url)
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The created window's query, as a poll asks for it.
+fn created_query(lookback: u32) -> poomgo_notifier::poomgo::Query {
+    poomgo_notifier::poomgo::poll_window(chrono::Utc::now(), lookback).query()
+}
+
+/// (wall s of downloading every page, CPU s of parsing them).
+async fn raw_fetch(base: &str, lookback: u32) -> (f64, f64) {
+    let http =
+        poomgo_notifier::http::client(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
+    let url = format!("{base}{}", poomgo_notifier::poomgo::ORDERS_PATH);
+    let query = created_query(lookback);
+    let page = |n: u32| {
+        let body = serde_json::to_vec(&poomgo_notifier::poomgo::OrdersRequest {
+            page: n,
+            page_size: 500,
+            query: &query,
+        })
+        .unwrap();
+        http.post(&url)
+            .header("authorization", "sim-key")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let started = Instant::now();
+    let first = page(1).await.unwrap().bytes().await.unwrap();
+    let mut parse = Duration::ZERO;
+    let t = Instant::now();
+    let total = poomgo_notifier::poomgo::parse_page(&first).unwrap().total;
+    parse += t.elapsed();
+    let pages = total.div_ceil(500) as u32;
+    // Page 1 alone, then 2 in flight: the poll's concurrency.
+    let mut next = 2;
+    let mut tasks = futures_util::stream::FuturesOrdered::new();
+    use futures_util::StreamExt;
+    loop {
+        while tasks.len() < 2 && next <= pages {
+            let f = page(next);
+            tasks.push_back(async move { f.await.unwrap().bytes().await.unwrap() });
+            next += 1;
+        }
+        let Some(body) = tasks.next().await else {
+            break;
+        };
+        let t = Instant::now();
+        let parsed = poomgo_notifier::poomgo::parse_page(&body).unwrap();
+        parse += t.elapsed();
+        drop(parsed);
+    }
+    (started.elapsed().as_secs_f64(), parse.as_secs_f64())
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    let mut n = 0;
+    for e in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let m = e.metadata().unwrap();
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
+    }
+    n
+}
+
+async fn poll_figures(
+    receiver: std::net::SocketAddr,
+    orders: usize,
+    runs: usize,
+    latency_ms: usize,
+) {
+    let lookback = 14;
+    let http = reqwest::Client::new();
+    println!("orders {orders} orders");
+    println!("latency_per_page {latency_ms} ms");
+    let mut rows: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut push = |k: &'static str, v: f64| rows.entry(k).or_default().push(v);
+    let mut bytes_per_invoice = None;
+    for run in 0..runs {
+        let sim = start_sim(orders, latency_ms);
+        let work = WorkDir::new();
+        let config = work.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[poomgo]
+base_url = "{}"
+api_key = "sim-key"
+lookback_days = {lookback}
+[plan]
+windows = []
+created_every = 1
+[store]
+path = "{}"
+cache_mb = 64
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "http://{receiver}/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+"#,
+                sim.base,
+                work.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        let cfg = config.to_str().unwrap();
+        let (raw, parse) = raw_fetch(&sim.base, lookback).await;
+        push("raw_fetch_s", raw);
+        push("parse_floor_cpu_s", parse);
+        let (w, m, c, _) = timed(&["poll", "--config", cfg]);
+        push("baseline_poll_s", w);
+        push("baseline_poll_rss_mib", m);
+        push("baseline_poll_cpu_s", c);
+        let advance = format!("{}/_sim/advance", sim.base);
+        let changed = sim_post(
+            &http,
+            advance.clone(),
+            r#"{"steps":1,"fraction":0.05,"new_orders":0}"#,
+        )
+        .await;
+        let (w, m, c, out) = timed(&["poll", "--config", cfg]);
+        if run == 0 {
+            println!("change_poll_advance {changed}");
+            println!("change_poll_summary {}", out.trim());
+        }
+        push("change_poll_s", w);
+        push("change_poll_rss_mib", m);
+        push("change_poll_cpu_s", c);
+        let (w, m, c, _) = timed(&["poll", "--config", cfg]);
+        push("idle_poll_s", w);
+        push("idle_poll_rss_mib", m);
+        push("idle_poll_cpu_s", c);
+        // CPU with the latency off, against the parse floor.
+        if latency_ms > 0 {
+            http.delete(format!("{}/_sim/faults", sim.base))
+                .send()
+                .await
+                .unwrap();
+        }
+        let (_, _, c, _) = timed(&["poll", "--config", cfg]);
+        push("idle_poll_nolatency_cpu_s", c);
+        sim_post(
+            &http,
+            advance.clone(),
+            r#"{"steps":1,"fraction":0.05,"new_orders":0}"#,
+        )
+        .await;
+        let (_, _, c, _) = timed(&["poll", "--config", cfg]);
+        push("change_poll_nolatency_cpu_s", c);
+        if run == 0 {
+            // Ten change polls in all, then the store's size per invoice.
+            for _ in 0..8 {
+                sim_post(
+                    &http,
+                    advance.clone(),
+                    r#"{"steps":1,"fraction":0.05,"new_orders":0}"#,
+                )
+                .await;
+                timed(&["poll", "--config", cfg]);
+            }
+            let stats: serde_json::Value = serde_json::from_str(
+                &http
+                    .get(format!("{}/_sim/stats", sim.base))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap(),
+            )
+            .unwrap();
+            let invoices = stats["invoices"].as_f64().unwrap();
+            bytes_per_invoice = Some(dir_size(&work.path().join("store")) as f64 / invoices);
+            println!(
+                "requests_per_hour_default_plan {:.0} requests/h",
+                plan_requests(&http, &sim.base, lookback, false).await
+            );
+            println!(
+                "requests_per_hour_full_rescan {:.0} requests/h",
+                plan_requests(&http, &sim.base, lookback, true).await
+            );
+        }
+    }
+    let m = |k: &str| median(rows[k].clone());
+    for (k, v) in &rows {
+        println!(
+            "{k} {:.3} {}",
+            median(v.clone()),
+            if k.ends_with("_mib") { "MiB" } else { "s" }
+        );
+    }
+    let raw = m("raw_fetch_s");
+    println!("change_poll_vs_raw_fetch {:.2} x", m("change_poll_s") / raw);
+    println!("idle_poll_vs_raw_fetch {:.2} x", m("idle_poll_s") / raw);
+    println!(
+        "baseline_commit_rate {:.0} invoices/s",
+        orders as f64 * 1.16 / m("baseline_poll_s")
+    );
+    println!(
+        "idle_poll_cpu_vs_parse_floor {:.2} x",
+        m("idle_poll_nolatency_cpu_s") / m("parse_floor_cpu_s")
+    );
+    println!(
+        "change_poll_cpu_vs_parse_floor {:.2} x",
+        m("change_poll_nolatency_cpu_s") / m("parse_floor_cpu_s")
+    );
+    if let Some(b) = bytes_per_invoice {
+        println!("sled_bytes_per_invoice {b:.0} bytes");
+    }
+}
+
+/// Requests an hour at a 5-minute cron: the default plan's windows (each
+/// every Nth tick), or the whole created window every tick.
+async fn plan_requests(http: &reqwest::Client, base: &str, lookback: u32, full: bool) -> f64 {
+    let url = format!("{base}{}", poomgo_notifier::poomgo::ORDERS_PATH);
+    let now = chrono::Utc::now();
+    let ticks_per_hour = 12.0;
+    let specs = poomgo_notifier::poomgo::plan::PlanConfig::default().specs(lookback);
+    let mut per_hour = 0.0;
+    for spec in specs {
+        if full && spec.name != poomgo_notifier::poomgo::plan::CREATED {
+            continue;
+        }
+        let query = spec.window(now).query();
+        let body = serde_json::to_vec(&poomgo_notifier::poomgo::OrdersRequest {
+            page: 1,
+            page_size: 1,
+            query: &query,
+        })
+        .unwrap();
+        let text = http
+            .post(&url)
+            .header("authorization", "sim-key")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let total = poomgo_notifier::poomgo::parse_page(&text).unwrap().total;
+        let pages = total.div_ceil(500).max(1) as f64;
+        let every = if full { 1.0 } else { f64::from(spec.every) };
+        println!(
+            "window_{} {total} rows, {pages} pages, every {every} ticks",
+            spec.name
+        );
+        per_hour += pages * ticks_per_hour / every;
+    }
+    per_hour
 }

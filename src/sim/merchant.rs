@@ -207,8 +207,16 @@ impl Merchant {
             // About one stage per six hours of age, give or take: the newest
             // orders are not packed yet, the oldest are delivered.
             let stages = (age / (6 * 3600)) as u32 + m.rng.u32(0..2);
-            for _ in 0..stages {
-                m.step_order(&mut order, created + ChronoDuration::seconds(age / 2), 1.0);
+            for stage in 0..stages {
+                // Each stage happens about six hours after the one before
+                // (never in the future), so assign and close dates spread like
+                // a real merchant's, a day or so after the order.
+                let at = (i64::from(stage) + 1) * 6 * 3600 + m.rng.i64(0..3600);
+                m.step_order(
+                    &mut order,
+                    created + ChronoDuration::seconds(at.min(age)),
+                    1.0,
+                );
             }
             m.orders.push(order);
         }
