@@ -161,6 +161,12 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
             anyhow::bail!("the config is not valid");
         }
     };
+    let text = std::fs::read_to_string(config_path).unwrap_or_default();
+    for key in crate::config::plaintext_secrets(&text) {
+        println!(
+            "warn `{key}`: a secret is written in the config file itself; put it in an environment variable and write `${{VAR}}` here (the file then holds no secret)"
+        );
+    }
     report(
         true,
         format!(
@@ -600,5 +606,20 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
             said(&format!("purged (older than {human})"), &done);
         }
     }
+    Ok(())
+}
+
+/// `poomgo-notifier store rebuild`: move a damaged store aside and start a
+/// fresh one (a new generation; the next poll is a silent baseline).
+pub fn store_rebuild(config_path: &Path) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let names: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+    let path = config.store_path();
+    let aside = crate::store::rebuild(&path, config.store.cache_mb, &names)?;
+    println!(
+        "moved the store to {} (nothing was deleted)\na fresh store with a new generation is at {}\nthe next poll records a silent baseline, and receivers see no reused ids; deliveries still pending in the old store were not carried over",
+        aside.display(),
+        path.display()
+    );
     Ok(())
 }

@@ -88,6 +88,9 @@ pub struct PoomgoConfig {
     pub retry_base: Duration,
     #[serde(default = "default_retry_max", deserialize_with = "duration")]
     pub retry_max: Duration,
+    /// Allow a plain `http://` base_url to a host other than this machine.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 /// The daemon's admin HTTP (`/healthz`, `/metrics`); off when `listen` is unset.
@@ -129,6 +132,9 @@ pub struct StoreConfig {
     /// sled's page cache in MiB (sled's own default is 1 GiB).
     #[serde(default = "default_cache_mb")]
     pub cache_mb: u64,
+    /// Writes stop (the poll fails, nothing is lost) below this much free disk.
+    #[serde(default = "default_min_free_mb")]
+    pub min_free_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -137,6 +143,7 @@ impl Default for StoreConfig {
             path: default_store_path(),
             retention_days: default_retention_days(),
             cache_mb: default_cache_mb(),
+            min_free_mb: default_min_free_mb(),
         }
     }
 }
@@ -185,6 +192,9 @@ fn default_retention_days() -> u32 {
 }
 fn default_cache_mb() -> u64 {
     64
+}
+fn default_min_free_mb() -> u64 {
+    crate::store::DEFAULT_MIN_FREE_MB
 }
 fn default_shutdown_grace() -> Duration {
     Duration::from_secs(10)
@@ -368,6 +378,9 @@ impl Config {
         if let Err(m) = check_url(&p.base_url) {
             return bad("poomgo.base_url", format!("`{}` {m}", p.base_url));
         }
+        if let Err(m) = check_transport(&p.base_url, p.allow_insecure) {
+            return bad("poomgo.base_url", format!("`{}` {m}", p.base_url));
+        }
         if p.api_key.expose_secret().trim().is_empty() {
             return bad(
                 "poomgo.api_key",
@@ -473,6 +486,33 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// Customer data and secrets never travel in clear text by accident: a URL
+/// must be `https://` unless its host is this machine (`localhost`,
+/// 127.0.0.0/8, `::1`) or the key's `allow_insecure` says otherwise. The
+/// message never quotes the URL (it may carry a token).
+pub(crate) fn check_transport(url: &str, allow_insecure: bool) -> Result<(), String> {
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return Ok(()); // check_url reports it
+    };
+    if u.scheme() == "https" || allow_insecure {
+        return Ok(());
+    }
+    let loopback = u.host_str().is_some_and(|h| {
+        h.eq_ignore_ascii_case("localhost")
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if loopback {
+        Ok(())
+    } else {
+        Err(
+            "uses http:// to a host that is not this machine: expected https, so customer data and tokens are not sent in clear text (set `allow_insecure = true` next to it to allow it anyway)"
+                .into(),
+        )
+    }
+}
+
 fn location(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     span.map(|s| {
         let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
@@ -543,6 +583,46 @@ fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Strin
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Keys of `text` that hold a secret written in plain text instead of a
+/// `${VAR}`: `poomgo.api_key`, `admin.token`, a target's `secret`, and the URL
+/// of a Slack or JANDI target (their URLs carry the token). Only the key is
+/// returned, never the value.
+pub fn plaintext_secrets(text: &str) -> Vec<String> {
+    let Ok(value) = toml::from_str::<toml::Value>(text) else {
+        return Vec::new();
+    };
+    let literal = |v: Option<&toml::Value>| {
+        v.and_then(toml::Value::as_str)
+            .is_some_and(|s| !s.trim().is_empty() && !s.contains("${"))
+    };
+    let mut keys = Vec::new();
+    if literal(value.get("poomgo").and_then(|p| p.get("api_key"))) {
+        keys.push("poomgo.api_key".to_owned());
+    }
+    if literal(value.get("admin").and_then(|a| a.get("token"))) {
+        keys.push("admin.token".to_owned());
+    }
+    for (i, t) in value
+        .get("targets")
+        .and_then(toml::Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        if literal(t.get("secret")) {
+            keys.push(format!("targets[{i}].secret"));
+        }
+        let chat = matches!(
+            t.get("kind").and_then(toml::Value::as_str),
+            Some("slack" | "jandi")
+        );
+        if chat && literal(t.get("url")) {
+            keys.push(format!("targets[{i}].url"));
+        }
+    }
+    keys
 }
 
 #[cfg(test)]

@@ -134,8 +134,22 @@ enum Command {
         #[command(subcommand)]
         action: DeadLettersCommand,
     },
+    /// Store maintenance: `store rebuild` moves a damaged store aside and starts a fresh one.
+    Store {
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
     /// Scan the poll window once and print what the API returned (no store, no delivery).
     Scan {
+        #[arg(long, default_value = "config.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Move the store aside (never deleting it) and start a fresh one with a new generation.
+    Rebuild {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
     },
@@ -200,6 +214,9 @@ fn main() -> ExitCode {
                 commands::sim(listen, options).await
             }
             Command::Scan { config } => commands::scan(&config).await,
+            Command::Store {
+                action: StoreCommand::Rebuild { config },
+            } => commands::store_rebuild(&config),
             Command::Outbox { config, target } => {
                 commands::outbox(&config, target.as_deref()).await
             }

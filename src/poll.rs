@@ -70,7 +70,12 @@ impl App {
             targets,
         } = Delivery::new(&config, http)?;
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        let store = Store::open(&config.store_path(), config.store.cache_mb, &names)?;
+        let store = Store::open_with(
+            &config.store_path(),
+            config.store.cache_mb,
+            config.store.min_free_mb,
+            &names,
+        )?;
         for (target, pending) in store.orphaned_outboxes()? {
             tracing::warn!(
                 target = %target,

@@ -64,16 +64,152 @@ const META_COVERED: &str = "covered/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open the store at {path}: {source} (is another poomgo-notifier using it?)")]
+    #[error("cannot open the store at {path}: {}", open_advice(source))]
     Open { path: PathBuf, source: sled::Error },
     #[error(
         "the store at {path} was written by a newer poomgo-notifier (schema {found}; this one reads up to {SCHEMA_VERSION}): upgrade, or point `store.path` elsewhere"
     )]
     NewerSchema { path: PathBuf, found: u32 },
-    #[error("the store holds a record it cannot read in `{tree}`: {reason}")]
+    #[error(
+        "the store holds a record it cannot read in `{tree}`: {reason} (if this persists, `poomgo-notifier store rebuild` moves the store aside and starts a fresh one)"
+    )]
     Corrupt { tree: String, reason: String },
+    #[error(
+        "the disk holding the store at {path} is nearly full ({free_mib} MiB free; `store.min_free_mb` asks for {need_mib}): nothing was written, so nothing committed is at risk; free some space and the next poll catches up"
+    )]
+    DiskFull {
+        path: PathBuf,
+        free_mib: u64,
+        need_mib: u64,
+    },
     #[error("the store failed: {0}")]
     Sled(#[from] sled::Error),
+}
+
+/// The default `store.min_free_mb`.
+pub const DEFAULT_MIN_FREE_MB: u64 = 64;
+
+fn room(path: &Path, min_free: u64) -> Result<(), StoreError> {
+    if min_free == 0 {
+        return Ok(());
+    }
+    let Ok(free) = fs2::available_space(path) else {
+        return Ok(()); // cannot tell: sled's own errors will say
+    };
+    if free < min_free {
+        return Err(StoreError::DiskFull {
+            path: path.to_owned(),
+            free_mib: free / (1024 * 1024),
+            need_mib: min_free / (1024 * 1024),
+        });
+    }
+    Ok(())
+}
+
+/// Says which of the usual causes it is, and what to do.
+fn open_advice(e: &sled::Error) -> String {
+    const REBUILD: &str = "`poomgo-notifier store rebuild` moves it aside (nothing is deleted) and starts a fresh store; the next poll is a silent baseline, and receivers see no reused ids";
+    match e {
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            format!(
+                "{io} (is another poomgo-notifier using it? stop it first; `outbox` and `dead-letters` go through a running daemon's admin API)"
+            )
+        }
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied ({io}): this user cannot read or write the store; run as its owner, or give the folder to this user (chown -R)"
+        ),
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => format!(
+            "the disk is full ({io}): free some space and start again; nothing committed is lost"
+        ),
+        sled::Error::Io(io) => io.to_string(),
+        sled::Error::Corruption { .. }
+        | sled::Error::ReportableBug(_)
+        | sled::Error::Unsupported(_) => {
+            format!("the store is damaged ({e}): {REBUILD}")
+        }
+        other => format!("{other}: {REBUILD}"),
+    }
+}
+
+/// The store's folder is the owner's only: it holds recipients' names and
+/// phones for targets that opt in. A folder others could read is tightened
+/// (and said so); files sled made under a looser umask are made 0600.
+#[cfg(unix)]
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match std::fs::metadata(path) {
+        Ok(m) => {
+            let mode = m.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{mode:o}"),
+                    "the store could be read by other users (it holds personal data for targets that opt in); tightened to 0700"
+                );
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
+        Err(_) => std::fs::DirBuilder::new().mode(0o700).create(path)?,
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn private_files(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700))?;
+            private_files(&entry.path())?;
+        } else if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_files(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Moves the store at `path` aside (never deleting it) and starts a fresh
+/// one with a new generation. Returns where the old one went.
+pub fn rebuild(path: &Path, cache_mb: u64, targets: &[&str]) -> Result<PathBuf, StoreError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "store".into());
+    let aside = path.with_file_name(format!("{name}.damaged-{stamp}"));
+    if path.exists() {
+        // A running process holds sled's lock: refuse rather than pull the
+        // store from under it. (Any other failure to open is why we are here.)
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                return Err(StoreError::Open {
+                    path: path.to_owned(),
+                    source: sled::Error::Io(io),
+                });
+            }
+            Ok(db) => drop(db),
+            Err(_) => {}
+        }
+        std::fs::rename(path, &aside).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            source: e.into(),
+        })?;
+    }
+    let store = Store::open(path, cache_mb, targets)?;
+    drop(store);
+    Ok(aside)
 }
 
 /// What a prune pass did.
@@ -93,6 +229,9 @@ pub struct PageBatch {
 
 pub struct Store {
     db: sled::Db,
+    path: PathBuf,
+    /// Writes are refused below this much free disk (bytes).
+    min_free: u64,
     snapshots: Tree,
     tombstones: Tree,
     meta: Tree,
@@ -104,6 +243,18 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path` with trees for `targets`.
     pub fn open(path: &Path, cache_mb: u64, targets: &[&str]) -> Result<Store, StoreError> {
+        Store::open_with(path, cache_mb, DEFAULT_MIN_FREE_MB, targets)
+    }
+
+    /// As [`Store::open`], refusing writes when less than `min_free_mb` MiB
+    /// of disk is free: sled 0.34 can leave a store unreadable when the disk
+    /// fills in the middle of its writes, so it must never get there.
+    pub fn open_with(
+        path: &Path,
+        cache_mb: u64,
+        min_free_mb: u64,
+        targets: &[&str],
+    ) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -111,11 +262,15 @@ impl Store {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| open_err(e.into()))?;
         }
+        make_private(path).map_err(|e| open_err(e.into()))?;
+        let min_free = min_free_mb.saturating_mul(1024 * 1024);
+        room(path, min_free)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
             .open()
             .map_err(open_err)?;
+        private_files(path).map_err(|e| open_err(e.into()))?;
         let meta = db.open_tree("meta")?;
         match meta.get(META_SCHEMA)? {
             Some(v) => {
@@ -153,6 +308,8 @@ impl Store {
             dead.insert(t.to_owned(), db.open_tree(format!("dead/{t}"))?);
         }
         Ok(Store {
+            path: path.to_owned(),
+            min_free,
             snapshots: db.open_tree("snapshots")?,
             tombstones: db.open_tree("tombstones")?,
             meta,
@@ -185,11 +342,18 @@ impl Store {
         self.snapshots.len()
     }
 
+    /// Fails with [`StoreError::DiskFull`] when the disk is nearly full:
+    /// checked before every commit and every delivery round.
+    pub fn ensure_room(&self) -> Result<(), StoreError> {
+        room(&self.path, self.min_free)
+    }
+
     /// Writes one page's snapshots and outbox entries atomically.
     pub fn commit_page(&self, batch: &PageBatch) -> Result<(), StoreError> {
         if batch.snapshots.is_empty() && batch.entries.is_empty() {
             return Ok(());
         }
+        self.ensure_room()?;
         let snapshots: Vec<(&str, Vec<u8>)> = batch
             .snapshots
             .iter()

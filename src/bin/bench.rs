@@ -270,6 +270,8 @@ fn start_sim(orders: usize, latency_ms: usize) -> Sim {
             panic!("the simulator did not start");
         }
     }
+    // Keep reading: a closed pipe would kill the simulator on its next line.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     Sim {
         child,
         base: format!("http://127.0.0.1:{port}"),

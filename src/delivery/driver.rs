@@ -57,6 +57,7 @@ pub async fn round(
     stop: &Shutdown,
 ) -> Result<Round, StoreError> {
     let queue = store.queue(&target.name)?;
+    store.ensure_room()?;
     let limit = match target.digest_over {
         Some(_) => 2000,
         None => (target.concurrency * target.batch_max * 64).max(256),

@@ -10,5 +10,6 @@ mod poll;
 mod process;
 mod properties;
 mod scan;
+mod security;
 mod support;
 mod upstream;

@@ -81,6 +81,9 @@ pub struct TargetConfig {
     /// Webhook targets: up to this many events per request, as a JSON array.
     #[serde(default)]
     pub batch_max: Option<usize>,
+    /// Allow a plain `http://` URL to a host other than this machine.
+    #[serde(default)]
+    pub allow_insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -157,6 +160,8 @@ pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
         Ok(_) => return Err(("url", "the URL is not an http(s) URL".into())),
         Err(e) => return Err(("url", format!("the URL is not a valid URL ({e})"))),
     }
+    crate::config::check_transport(config.url.expose_secret(), config.allow_insecure)
+        .map_err(|m| ("url", format!("the URL {m}")))?;
     if let Some(t) = config.timeout
         && (t < Duration::from_millis(10) || t > Duration::from_secs(3600))
     {
