@@ -43,6 +43,9 @@ pub struct Round {
     done: Vec<u64>,
 }
 
+/// Delivered webhook entries removed together (see [`round`]).
+const REMOVE_EVERY: usize = 16;
+
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -92,6 +95,17 @@ pub async fn round(
         };
         round.sent += 1;
         apply(&queue, target, &entries, outcome, &mut state, &mut round)?;
+        // Removals go in small batches: a crash re-sends at most this many
+        // acknowledged entries (chat targets, which have no idempotency key,
+        // none beyond the one in flight).
+        let every = if target.kind.is_chat() {
+            1
+        } else {
+            REMOVE_EVERY
+        };
+        if round.done.len() >= every {
+            queue.delivered_all(&std::mem::take(&mut round.done))?;
+        }
     }
     queue.delivered_all(&std::mem::take(&mut round.done))?;
     if state != before {

@@ -1,7 +1,8 @@
 //! A token bucket per target: at most `rate_per_second` requests a second,
 //! with `burst` allowed at once. Slack documents 1 message per second per
 //! webhook; a receiver that enforces exactly that must never see a 429 from
-//! us, so waits are rounded up by a few milliseconds.
+//! us, so waits are rounded up by 50 ms (scheduling jitter on a busy machine
+//! is larger than a few).
 
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ pub struct Pace {
 }
 
 /// Added to every wait so that two requests are never closer than the rate.
-const MARGIN: Duration = Duration::from_millis(5);
+const MARGIN: Duration = Duration::from_millis(50);
 
 impl Pace {
     pub fn new(per_second: Option<f64>, burst: u32) -> Pace {

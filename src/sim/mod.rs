@@ -71,6 +71,8 @@ struct Shared {
     /// Order requests being answered right now, and the most ever at once.
     in_flight: std::sync::atomic::AtomicU64,
     max_in_flight: std::sync::atomic::AtomicU64,
+    /// While set, `--tick` does not move time.
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -96,6 +98,7 @@ impl Simulator {
             requests: Default::default(),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
+            paused: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -114,6 +117,9 @@ impl Simulator {
                 loop {
                     tokio::select! {
                         _ = interval.tick() => {
+                            if shared.paused.load(std::sync::atomic::Ordering::SeqCst) {
+                                continue;
+                            }
                             let report = shared.merchant.lock().expect("sim lock").advance(advance, Utc::now());
                             tracing::debug!(changed = report.changed, new_orders = report.new_orders, "sim tick");
                         }
@@ -192,6 +198,20 @@ impl Simulator {
         self.shared
             .requests
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops (or restarts) the ticking of simulated time.
+    pub fn pause_time(&self, paused: bool) {
+        self.shared
+            .paused
+            .store(paused, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Order requests being answered right now.
+    pub fn in_flight(&self) -> u64 {
+        self.shared
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The most order requests that were ever being answered at once.

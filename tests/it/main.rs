@@ -2,6 +2,7 @@
 //! Everything talks to loopback only: the simulator, wiremock, test receivers.
 
 mod commands;
+mod crash;
 mod daemon;
 mod delivery;
 mod messages;

@@ -343,3 +343,181 @@ async fn a_full_disk_loses_nothing_committed() {
         );
     }
 }
+
+#[tokio::test]
+async fn no_secret_or_personal_value_reaches_logs_metrics_or_health() {
+    use std::io::{BufRead, BufReader};
+    const KEY: &str = "pk-DISTINCT-KEY-4471";
+    const TOKEN: &str = "adm-DISTINCT-TOKEN-8830";
+    const SLACK: &str = "/services/T9SECRETTEAM/B9SECRETBOT/XOXSECRETTOKEN77";
+    let sim = poomgo_notifier::sim::Simulator::start(
+        crate::support::LOOPBACK,
+        poomgo_notifier::sim::SimOptions {
+            orders: 200,
+            api_key: KEY.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Distinctive personal values on every order.
+    let personal = [
+        "황보비밀",
+        "010-7777-4321",
+        "비밀특별시 숨김구 가짜로 77",
+        "02-5555-8765",
+    ];
+    sim.with_merchant(|m| {
+        for o in &mut m.orders {
+            for p in [&mut o.receiver, &mut o.customer] {
+                p.name = Some(personal[0].into());
+                p.mobile = Some(personal[1].into());
+                p.address = Some(personal[2].into());
+                p.phone = Some(personal[3].into());
+            }
+        }
+    });
+    let erp = Recorder::start(Reply::status(200)).await;
+    erp.fail_ratio(0.5);
+    let chat = Recorder::start(Reply::status(200).body("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[poomgo]
+base_url = "{}"
+api_key = "${{KEY}}"
+retry_base = "10ms"
+retry_max = "100ms"
+{}
+[schedule]
+cron = "* * * * * *"
+[admin]
+listen = "127.0.0.1:0"
+token = "${{TOKEN}}"
+[store]
+path = "{}"
+cache_mb = 8
+[delivery]
+alerts_to = "cs"
+alert_after = "1s"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{}/erp"
+secret = "${{SECRET}}"
+include_personal_data = true
+retry_schedule = ["100ms", "200ms"]
+[[targets]]
+name = "cs"
+kind = "slack"
+url = "{}{SLACK}"
+include_personal_data = true
+"#,
+            sim.base_url(),
+            crate::support::LEGACY_PLAN,
+            dir.path().join("store").display(),
+            erp.uri(),
+            chat.uri()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("run.log");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("KEY", KEY)
+        .env("TOKEN", TOKEN)
+        .env("SECRET", SECRET)
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let admin = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    crate::support::eventually(
+        "the baseline",
+        std::time::Duration::from_secs(15),
+        || async {
+            reqwest::get(format!("{admin}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
+    sim.advance(AdvanceOptions {
+        steps: 2,
+        fraction: 0.4,
+        new_orders: 5,
+    });
+    crate::support::eventually(
+        "deliveries, failures and dead letters",
+        std::time::Duration::from_secs(20),
+        || async {
+            erp.got().iter().filter(|g| g.status == 503).count() > 5 && !chat.got().is_empty()
+        },
+    )
+    .await;
+    // A revoked key too: its error goes to logs and health.
+    sim.set_api_key("another-key-entirely");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let health = reqwest::get(format!("{admin}/healthz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logs.contains("delivery failed"),
+        "the run did fail deliveries: {logs}"
+    );
+    assert!(health.contains("API key rejected"), "{health}");
+    // Chat targets got the recipient, masked; the raw values went only to erp.
+
+    for (what, text) in [("logs", &logs), ("metrics", &metrics), ("healthz", &health)] {
+        for needle in [
+            KEY,
+            TOKEN,
+            "XOXSECRETTOKEN77",
+            "T9SECRETTEAM",
+            SECRET.trim_start_matches("whsec_"),
+        ]
+        .iter()
+        .chain(personal.iter())
+        {
+            assert!(!text.contains(needle), "{needle} reached the {what}");
+        }
+    }
+    for g in chat.got() {
+        let body = String::from_utf8_lossy(&g.body);
+        for needle in personal {
+            assert!(!body.contains(needle), "{needle} reached the chat unmasked");
+        }
+    }
+}

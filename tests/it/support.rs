@@ -325,6 +325,10 @@ struct RecorderState {
     rule: Option<(String, usize, Reply)>,
     /// Answer 429 to a request closer than this to the last accepted one.
     min_gap: Option<std::time::Duration>,
+    /// Answer 503 to this share of requests, at random.
+    fail_ratio: f64,
+    /// Requests being answered now.
+    in_flight: usize,
     last_accepted: Option<std::time::Instant>,
     got: Vec<Got>,
 }
@@ -337,6 +341,8 @@ impl Recorder {
             default,
             rule: None,
             min_gap: None,
+            fail_ratio: 0.0,
+            in_flight: 0,
             last_accepted: None,
             got: Vec::new(),
         }));
@@ -358,6 +364,10 @@ impl Recorder {
                     }
                     _ => s.script.pop_front().unwrap_or_else(|| s.default.clone()),
                 };
+                if s.fail_ratio > 0.0 && fastrand::f64() < s.fail_ratio {
+                    reply = Reply::status(503).delay(reply.delay);
+                }
+                s.in_flight += 1;
                 if let Some(gap) = s.min_gap {
                     if s.last_accepted.is_some_and(|last| now - last < gap) {
                         reply = Reply::status(429).body("rate_limited");
@@ -378,6 +388,7 @@ impl Recorder {
                 reply
             };
             tokio::time::sleep(reply.delay).await;
+            state.lock().unwrap().in_flight -= 1;
             let mut response = (
                 axum::http::StatusCode::from_u16(reply.status).unwrap(),
                 reply.body,
@@ -416,6 +427,16 @@ impl Recorder {
     /// `times` requests whose body contains `needle` get `reply`.
     pub fn when_body_contains(&self, needle: &str, times: usize, reply: Reply) {
         self.state.lock().unwrap().rule = Some((needle.into(), times, reply));
+    }
+
+    /// Fail this share of requests with 503, at random.
+    pub fn fail_ratio(&self, ratio: f64) {
+        self.state.lock().unwrap().fail_ratio = ratio;
+    }
+
+    /// Requests being answered right now.
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight
     }
 
     /// Enforce at most one accepted request per `gap` (429 otherwise).
