@@ -5,6 +5,7 @@ mod commands;
 mod crash;
 mod daemon;
 mod delivery;
+mod faults;
 mod messages;
 mod plan;
 mod poll;

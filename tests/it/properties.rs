@@ -112,7 +112,7 @@ struct Truth {
 }
 
 /// How one listing presents one tracked key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Shown {
     Value,
     Omitted,
@@ -402,6 +402,103 @@ proptest! {
             let again = read(&mut store, &pages, &statuses, step + 1, false);
             prop_assert!(again.is_empty(), "the same rows read twice: {:?}", again);
         }
+    }
+
+    /// A snapshot read back as a listing that reports every field is no change.
+    #[test]
+    fn a_snapshot_against_itself_yields_nothing(t in truth(), rev in 0u64..50) {
+        let statuses = StatusTable::default();
+        let snapshot = Snapshot {
+            rev,
+            invoice_code: Some(Some(CODE_VALUES[t.code].into())),
+            is_printed: Some(t.printed),
+            is_closed: Some(t.closed),
+            cargo_status_code_key: Some(CODES[t.cargo].map(str::to_owned)),
+            canceled: t.canceled,
+            is_final: false,
+            last_seen: 0,
+            orders: Vec::new(),
+        };
+        let invoice = Invoice {
+            invoice_id: InvoiceId("1".into()),
+            invoice_code: Reported::Value(CODE_VALUES[t.code].into()),
+            is_printed: Some(t.printed),
+            is_closed: Some(t.closed),
+            cargo_status_code_key: CODES[t.cargo].map(str::to_owned).into(),
+            logistics_partner_name: None,
+        };
+        let row = row();
+        let d = diff(Prior::Known(&snapshot), Observation { invoice: &invoice, rows: &[&row], canceled: t.canceled }, &ctx(&statuses, 1, false));
+        prop_assert!(d.event.is_none(), "{:?}", d.event);
+        prop_assert_eq!(d.snapshot.rev, rev);
+    }
+
+    /// Applying an event's changes to the old snapshot gives the new one.
+    #[test]
+    fn an_events_changes_turn_the_old_snapshot_into_the_new(old in truth(), s in seen()) {
+        let statuses = StatusTable::default();
+        let previous = Snapshot {
+            rev: 3,
+            invoice_code: Some(Some(CODE_VALUES[old.code].into())),
+            is_printed: Some(old.printed),
+            is_closed: Some(old.closed),
+            cargo_status_code_key: Some(CODES[old.cargo].map(str::to_owned)),
+            canceled: old.canceled,
+            is_final: false,
+            last_seen: 0,
+            orders: Vec::new(),
+        };
+        let invoice = Invoice {
+            invoice_id: InvoiceId("1".into()),
+            invoice_code: s.code.map_or(Reported::Absent, |c| Reported::Value(c.to_owned())),
+            is_printed: s.printed,
+            is_closed: s.closed,
+            cargo_status_code_key: match s.cargo { None => Reported::Absent, Some(c) => c.map(str::to_owned).into() },
+            logistics_partner_name: None,
+        };
+        let row = row();
+        let d = diff(Prior::Known(&previous), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled }, &ctx(&statuses, 1, false));
+        let mut applied = previous.clone();
+        for c in d.event.iter().flat_map(|e| &e.changes) {
+            match c.field {
+                Field::IsPrinted => applied.is_printed = c.to.as_bool(),
+                Field::IsClosed => applied.is_closed = c.to.as_bool(),
+                Field::CargoStatusCodeKey => applied.cargo_status_code_key = Some(c.to.as_str().map(str::to_owned)),
+                Field::InvoiceCode => applied.invoice_code = Some(c.to.as_str().map(str::to_owned)),
+                Field::Canceled => applied.canceled = c.to.as_bool().unwrap(),
+                Field::InvoiceId => {}
+            }
+        }
+        prop_assert_eq!(
+            (&applied.invoice_code, applied.is_printed, applied.is_closed, &applied.cargo_status_code_key, applied.canceled),
+            (&d.snapshot.invoice_code, d.snapshot.is_printed, d.snapshot.is_closed, &d.snapshot.cargo_status_code_key, d.snapshot.canceled)
+        );
+    }
+
+    /// The order in which pages arrive does not change the events.
+    #[test]
+    fn the_order_of_pages_does_not_change_the_events(
+        start in prop::collection::vec(truth(), INVOICES),
+        next in prop::collection::vec(truth(), INVOICES),
+        p in presentation(),
+    ) {
+        let statuses = StatusTable::default();
+        let all = Presentation { keys: vec![[Shown::Value; 4]; INVOICES], ..p.clone() };
+        let mut a = HashMap::new();
+        read(&mut a, &pages(&start, &all), &statuses, 0, true);
+        let mut b = a.clone();
+        let forward = pages(&next, &Presentation { reverse_pages: false, ..p.clone() });
+        let mut backward = forward.clone();
+        backward.reverse();
+        let key = |events: Vec<(String, poomgo_notifier::event::Event)>| {
+            let mut v: Vec<(String, String)> = events
+                .into_iter()
+                .map(|(id, e)| (id, serde_json::to_string(&e.changes).unwrap()))
+                .collect();
+            v.sort();
+            v
+        };
+        prop_assert_eq!(key(read(&mut a, &forward, &statuses, 1, false)), key(read(&mut b, &backward, &statuses, 1, false)));
     }
 
     #[test]
