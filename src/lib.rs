@@ -4,42 +4,54 @@
 //! # The pipeline
 //!
 //! ```text
-//!  cron tick ──► poll ──► diff ──► commit ──► deliver
-//!                │        │        │          │
-//!    Poomgo API pages   pure fn   one sled    per-target outbox:
-//!    (paged, retried)   old+new   transaction render (handlebars) →
-//!                       → events  = snapshot  send → ack / retry
-//!                                 + outbox
+//!  cron tick ──► plan ──► scan ──► diff ──► commit ──────────► queue ──► deliver
+//!                │        │        │        │                   │         │
+//!    windows due this     pages,   pure fn  one sled txn per    per-target per-target worker:
+//!    tick (createdAt /    retried, old+new  page: snapshots +   outbox:    encode → send →
+//!    confirmAt / closeAt) tolerant → events outbox entries,     due, retry ack / retry at /
+//!                         per row           flushed before any  at, dead   dead letter,
+//!                                           of them is sent                replay
 //! ```
 //!
 //! # Module map
 //!
-//! - [`poomgo`]: the orders API — wire models with tolerant parsing, the
-//!   HTTP client with retry classification, page-by-page [`poomgo::Scan`]s.
+//! - [`poomgo`]: the orders API — a page parser an odd row cannot stop
+//!   (only the envelope fails a page; odd invoices are skipped and listed),
+//!   the HTTP client with retry classification, page-by-page
+//!   [`poomgo::Scan`]s that re-read short pages, and the scan plan
+//!   ([`poomgo::plan`]).
 //! - [`sim`]: a loopback simulator of that API (generated merchant, moving
-//!   time, fault injection), for development, demos, tests and benchmarks.
-//! - [`diff`]: pure change detection (snapshot + row → snapshot + event).
-//! - [`store`]: sled — snapshots, per-target outboxes, dead letters, meta;
-//!   one transaction per page.
-//! - [`event`]: the event model and its JSON; [`status`]: the cargo status
-//!   table; [`samples`]: sample events of every kind, made by `diff`.
-//! - [`render`]: handlebars with JSON- and Slack-safe escaping, strict mode.
-//! - [`delivery`]: shaping a request per target kind ([`delivery::slack`],
-//!   [`delivery::webhook`], [`delivery::signature`]), sending, draining an
-//!   outbox in order.
-//! - [`poll`]: one poll end to end (scan → diff → commit), then delivery.
-//! - [`daemon`]: `run` — cron ticks, delivery workers, shutdown, admin HTTP.
+//!   time, combined shipments, fault injection down to one value in one row).
+//! - [`poll`]: one poll — due windows, each with its own baseline; invoices
+//!   grouped across rows; cancellations held until the scan is complete;
+//!   commit and flush per page.
+//! - [`diff`]: pure change detection (what the store knows + what rows say →
+//!   snapshot + at most one event).
+//! - [`store`]: sled — snapshots, tombstones, outboxes, dead letters, meta
+//!   (generation, covered ranges, target states); one transaction per page;
+//!   private files; no write when the disk is nearly full.
+//! - [`event`]: the event model and its JSON; [`status`]: the status and
+//!   courier tables; [`samples`]: sample events of every kind, made by `diff`.
+//! - [`render`]: handlebars with JSON- and Slack-safe escaping, helpers,
+//!   labels in Korean or English; [`mask`]: masking personal data.
+//! - [`delivery`]: the queue ([`delivery::queue`]), the one driver
+//!   ([`delivery::driver`]), pace, digests, self-alerts, and one folder per
+//!   target kind ([`delivery::targets`]: Slack, JANDI, webhooks).
+//! - [`operate`]: what operators do to the queue (list, show, replay, purge,
+//!   retry now), called by the CLI and by [`admin`], the daemon's JSON API.
+//! - [`daemon`]: `run` — cron ticks, delivery workers, alerts, shutdown,
+//!   `/healthz`, `/metrics`.
 //! - [`config`]: `config.toml` with `${VAR}` substitution and validation;
 //!   [`schedule`]: cron parsing as the scheduler does it.
-//! - [`retry`]: the one retry policy type (a schedule of waits, as data) and
-//!   the one rule for which HTTP statuses are worth retrying.
+//! - [`http`]: what the Poomgo client and the targets share; [`retry`]: the
+//!   one retry policy type and the one rule for retryable statuses.
 //! - [`metrics`]: every metric name; [`shutdown`]: the stop signal.
 //! - [`commands`], [`demo`]: one function per CLI command; `main.rs` only
 //!   parses arguments.
 //!
 //! Secrets and personal data never reach a log line or an error: secrets are
-//! [`secrecy::SecretString`]s, personal fields have redacted `Debug`, and
-//! HTTP errors are described without their URL.
+//! [`secrecy::SecretString`]s, personal fields have redacted `Debug`, skips
+//! name paths not values, and HTTP errors are described without their URL.
 
 pub mod admin;
 pub mod commands;

@@ -105,7 +105,7 @@ enum Failure {
 }
 
 impl PoomgoClient {
-    /// `http` is the process's one client (see [`crate::http_client`]).
+    /// `http` is the process's one client (see [`crate::http::client`]).
     pub fn new(config: &PoomgoConfig, http: reqwest::Client) -> anyhow::Result<Self> {
         let base = Url::parse(&config.base_url)
             .map_err(|e| anyhow::anyhow!("`poomgo.base_url` is not a URL: {e}"))?;
