@@ -24,6 +24,10 @@ cat >"$work/config.toml" <<TOML
 [poomgo]
 base_url = "http://127.0.0.1:$port"
 api_key = "sim-key"
+[plan]
+# One window read every poll, so each poll reads the same pages (see README: Performance).
+windows = []
+created_every = 1
 [store]
 path = "$work/store"
 cache_mb = ${CACHE_MB:-64}
