@@ -688,3 +688,62 @@ url = "{0}/jandi"
             .any(|g| g.json().to_string().contains(&format!("-{delivered}-1")))
     );
 }
+
+#[tokio::test]
+async fn a_template_that_fails_is_a_dead_letter_and_the_queue_moves_on() {
+    let sim = simulator(100).await;
+    let rec = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A webhook template that only works for status changes (strict mode:
+    // `changes.[0].to` of an assignment is null, `labels.nope` never exists).
+    let templates = dir.path().join("templates/webhook");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(
+        templates.join("strict.hbs"),
+        r#"{"id": "{{id}}"{{#if (eq type "invoice.canceled")}}, "x": "{{labels.nope}}"{{/if}}}"#,
+    )
+    .unwrap();
+    let app = pipeline_app(
+        &sim,
+        dir.path(),
+        &format!(
+            "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\ntemplate = \"webhook/strict\"\n",
+            rec.uri()
+        ),
+    );
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    // One cancellation (its render fails), and other changes after it.
+    let canceled = sim.with_merchant(|m| {
+        let id = m
+            .orders
+            .iter()
+            .flat_map(|o| &o.invoices)
+            .find(|i| !i.closed)
+            .unwrap()
+            .id;
+        assert!(m.cancel(id));
+        id
+    });
+    change(&sim, 5);
+    poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    let report = deliver_all(&app).await.unwrap();
+    let q = app.store.queue("erp").unwrap();
+    let dead = q.dead(10).unwrap();
+    assert_eq!(dead.len(), 1, "{report:?}");
+    assert_eq!(dead[0].1.entry.invoice_id, canceled.to_string());
+    assert_eq!(
+        dead[0].1.reason.kind,
+        poomgo_notifier::delivery::queue::ErrorKind::Render
+    );
+    assert!(
+        dead[0].1.reason.detail.contains("webhook/strict"),
+        "{:?}",
+        dead[0].1.reason
+    );
+    assert_eq!(q.pending_len(), 0);
+    assert!(rec.accepted().len() >= 5, "the other events went out");
+}
