@@ -1,7 +1,8 @@
 //! Target kinds. Each kind is a folder with the same parts, like vector's
 //! sinks:
 //!
-//! - its **config** rules (`validate`: which keys apply, what they must hold);
+//! - its **config** rules (`validate`: which keys apply, what they must hold;
+//!   the chat kinds share theirs);
 //! - its **encoder** (entries → request body and headers);
 //! - its **response classification** (what a receiver's answer means);
 //! - a **health check** (`check --online` probes the target without posting
@@ -131,8 +132,7 @@ impl TargetKind {
     /// Checks the keys only this kind uses; the error names the key.
     pub fn validate(self, config: &TargetConfig) -> Result<(), (&'static str, String)> {
         match self {
-            TargetKind::Slack => slack::validate(config),
-            TargetKind::Jandi => jandi::validate(config),
+            TargetKind::Slack | TargetKind::Jandi => validate_chat(config),
             TargetKind::Webhook => webhook::validate(config),
         }
     }
@@ -209,6 +209,57 @@ pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
         return Err(("concurrency", "is out of range: expected 1 to 64".into()));
     }
     config.kind.validate(config)
+}
+
+/// The keys chat targets (Slack, JANDI) refuse or bound.
+fn validate_chat(config: &TargetConfig) -> Result<(), (&'static str, String)> {
+    if config.secret.is_some() {
+        return Err((
+            "secret",
+            "is only used by `kind = \"webhook\"` targets".into(),
+        ));
+    }
+    if config.batch_max.is_some() {
+        return Err((
+            "batch_max",
+            "is only used by `kind = \"webhook\"` targets (chat targets send digests: see `digest_over`)"
+                .into(),
+        ));
+    }
+    if matches!(config.digest_over, Some(0)) {
+        return Err(("digest_over", "expected at least 1".into()));
+    }
+    Ok(())
+}
+
+/// A chat message as JSON: the target's template for one event, or the
+/// kind's digest template for a burst. The kind then fits it to its limits.
+fn render_chat(
+    target: &Target,
+    renderer: &Renderer,
+    entries: &[&OutboxEntry],
+    digest: Option<&super::digest::Digest>,
+    digest_template: &str,
+) -> Result<serde_json::Value, EncodeError> {
+    let body = match (entries, digest) {
+        ([entry], None) => {
+            let event = super::read_event(entry)?;
+            let name = target.template().ok_or_else(|| {
+                EncodeError::Unreadable("a chat target without a template".into())
+            })?;
+            renderer.render(name, &event, target.lang)?
+        }
+        (_, Some(digest)) => renderer.render_value(
+            digest_template,
+            &digest.context(renderer, entries, target.lang)?,
+        )?,
+        _ => {
+            return Err(EncodeError::Unreadable(
+                "several events without a digest".into(),
+            ));
+        }
+    };
+    serde_json::from_str(&body).map_err(|e| EncodeError::Unreadable(e.to_string()))
 }
 
 /// A retry schedule: at most 20 steps, each 1ms to 24h.
@@ -372,8 +423,18 @@ impl Target {
         timestamp: i64,
     ) -> Result<Request, EncodeError> {
         match self.kind {
-            TargetKind::Slack => slack::encode(self, renderer, entries, digest),
-            TargetKind::Jandi => jandi::encode(self, renderer, entries, digest),
+            TargetKind::Slack => {
+                let mut message =
+                    render_chat(self, renderer, entries, digest, slack::DIGEST_TEMPLATE)?;
+                slack::fit_block_kit(&mut message);
+                Ok(slack::json_request(&message))
+            }
+            TargetKind::Jandi => {
+                let mut message =
+                    render_chat(self, renderer, entries, digest, jandi::DIGEST_TEMPLATE)?;
+                jandi::fit(&mut message);
+                Ok(jandi::json_request(&message))
+            }
             TargetKind::Webhook => webhook::encode(self, renderer, entries, timestamp),
         }
     }

@@ -17,10 +17,8 @@
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use super::{EncodeError, Target, TargetConfig};
+use super::Target;
 use crate::delivery::Request;
-use crate::delivery::queue::OutboxEntry;
-use crate::render::Renderer;
 
 pub const TEMPLATE: &str = "jandi/default";
 pub const DIGEST_TEMPLATE: &str = "jandi/digest";
@@ -30,54 +28,7 @@ pub const MAX_BODY: usize = 3000;
 pub const MAX_INFO: usize = 45;
 pub const MAX_DESCRIPTION: usize = 1000;
 
-pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
-    if config.secret.is_some() {
-        return Err((
-            "secret",
-            "is only used by `kind = \"webhook\"` targets".into(),
-        ));
-    }
-    if config.batch_max.is_some() {
-        return Err((
-            "batch_max",
-            "is only used by `kind = \"webhook\"` targets (chat targets send digests: see `digest_over`)"
-                .into(),
-        ));
-    }
-    if matches!(config.digest_over, Some(0)) {
-        return Err(("digest_over", "expected at least 1".into()));
-    }
-    Ok(())
-}
-
-pub fn encode(
-    target: &Target,
-    renderer: &Renderer,
-    entries: &[&OutboxEntry],
-    digest: Option<&crate::delivery::digest::Digest>,
-) -> Result<Request, EncodeError> {
-    let body = match (entries, digest) {
-        ([entry], None) => {
-            let event = crate::delivery::read_event(entry)?;
-            renderer.render(target.template().unwrap_or(TEMPLATE), &event, target.lang)?
-        }
-        (_, Some(digest)) => renderer.render_value(
-            DIGEST_TEMPLATE,
-            &digest.context(renderer, entries, target.lang)?,
-        )?,
-        _ => {
-            return Err(EncodeError::Unreadable(
-                "several events without a digest".into(),
-            ));
-        }
-    };
-    let mut value: Value =
-        serde_json::from_str(&body).map_err(|e| EncodeError::Unreadable(e.to_string()))?;
-    fit(&mut value);
-    Ok(json_request(&value))
-}
-
-fn json_request(value: &Value) -> Request {
+pub fn json_request(value: &Value) -> Request {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(

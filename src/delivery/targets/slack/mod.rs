@@ -18,10 +18,8 @@
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
 
-use super::{EncodeError, Outcome, Target, TargetConfig, classify as http_classify};
+use super::{Outcome, Target, classify as http_classify};
 use crate::delivery::Request;
-use crate::delivery::queue::OutboxEntry;
-use crate::render::Renderer;
 
 pub const TEMPLATE: &str = "slack/default";
 pub const DIGEST_TEMPLATE: &str = "slack/digest";
@@ -35,55 +33,7 @@ const GONE: &[&str] = &[
     "action_prohibited",
 ];
 
-pub fn validate(config: &TargetConfig) -> Result<(), (&'static str, String)> {
-    if config.secret.is_some() {
-        return Err((
-            "secret",
-            "is only used by `kind = \"webhook\"` targets".into(),
-        ));
-    }
-    if config.batch_max.is_some() {
-        return Err((
-            "batch_max",
-            "is only used by `kind = \"webhook\"` targets (chat targets send digests: see `digest_over`)"
-                .into(),
-        ));
-    }
-    if matches!(config.digest_over, Some(0)) {
-        return Err(("digest_over", "expected at least 1".into()));
-    }
-    Ok(())
-}
-
-pub fn encode(
-    target: &Target,
-    renderer: &Renderer,
-    entries: &[&OutboxEntry],
-    digest: Option<&crate::delivery::digest::Digest>,
-) -> Result<Request, EncodeError> {
-    let body = match (entries, digest) {
-        ([entry], None) => {
-            let event = crate::delivery::read_event(entry)?;
-            let name = target.template().unwrap_or(TEMPLATE);
-            renderer.render(name, &event, target.lang)?
-        }
-        (_, Some(digest)) => renderer.render_value(
-            DIGEST_TEMPLATE,
-            &digest.context(renderer, entries, target.lang)?,
-        )?,
-        _ => {
-            return Err(EncodeError::Unreadable(
-                "several events without a digest".into(),
-            ));
-        }
-    };
-    let mut value: Value =
-        serde_json::from_str(&body).map_err(|e| EncodeError::Unreadable(e.to_string()))?;
-    fit_block_kit(&mut value);
-    Ok(json_request(&value))
-}
-
-fn json_request(value: &Value) -> Request {
+pub fn json_request(value: &Value) -> Request {
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Request {
