@@ -752,6 +752,68 @@ mod tests {
     }
 
     #[test]
+    fn every_new_section_names_the_key_of_a_bad_value() {
+        let target = "[[targets]]\nname = \"a\"\nkind = \"slack\"\nurl = \"${HOOK}\"\n";
+        let cases = [
+            (
+                format!("{MINIMAL}[delivery]\nretry_schedule = [\"soon\"]\n"),
+                "`delivery.retry_schedule`: `soon` is not a duration",
+            ),
+            (
+                format!("{MINIMAL}[delivery]\njitter = 3.0\n"),
+                "`delivery.jitter`",
+            ),
+            (
+                format!("{MINIMAL}[delivery]\nalerts_to = \"nobody\"\n"),
+                "`delivery.alerts_to`",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[plan]\nwindows = [{{ name = \"x\", axis = \"closed\", days = 1, skip_days = 3 }}]\n"
+                ),
+                "`plan.windows[0].skip_days`",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[plan]\nwindows = [{{ name = \"x\", axis = \"shipped\", days = 1 }}]\n"
+                ),
+                "`plan.windows[0].axis`",
+            ),
+            (
+                format!("{MINIMAL}{target}categories = [\"lost\"]\n"),
+                "`targets[0].categories`",
+            ),
+            (
+                format!("{MINIMAL}{target}language = \"fr\"\n"),
+                "`targets[0].language`",
+            ),
+            (
+                format!("{MINIMAL}{target}rate_per_second = 0.0\n"),
+                "`targets[0].rate_per_second`",
+            ),
+            (
+                format!("{MINIMAL}{target}batch_max = 5\n"),
+                "`targets[0].batch_max`",
+            ),
+            (
+                format!(
+                    "{MINIMAL}[[couriers]]\nname = \"경동택배\"\ntracking_url = \"https://x.test/t\"\n"
+                ),
+                "`couriers[0].tracking_url`",
+            ),
+            (
+                format!("{MINIMAL}[store]\nmin_free_mb = \"lots\"\n"),
+                "`store.min_free_mb`",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains(key), "{key}: {e}");
+            assert!(!e.contains("XXXXSECRET"), "{e}");
+        }
+    }
+
+    #[test]
     fn target_errors_never_quote_secrets() {
         let bad_secret = format!(
             "{MINIMAL}[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"https://erp.example.com/h\"\nsecret = \"not-a-whsec-abcdef\"\n"
