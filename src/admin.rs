@@ -88,9 +88,26 @@ fn unauthorized() -> Response {
     )
 }
 
-/// After a replay or retry: wake the delivery workers.
-fn changed(app: &App) {
-    app.outbox_changed.send_modify(|n| *n += 1);
+/// A state-changing call: refused without the token; after `op`, the
+/// delivery workers are woken when `wake` (a replay or retry moved entries).
+fn act<T: serde::Serialize>(
+    app: &App,
+    headers: &HeaderMap,
+    wake: bool,
+    op: impl FnOnce(&App) -> Result<T, OpError>,
+) -> Response {
+    if !authorized(app, headers) {
+        return unauthorized();
+    }
+    match op(app) {
+        Ok(done) => {
+            if wake {
+                app.outbox_changed.send_modify(|n| *n += 1);
+            }
+            Json(done).into_response()
+        }
+        Err(e) => failed(e),
+    }
 }
 
 async fn outbox(State(app): State<Arc<App>>, Query(f): Query<Filter>) -> Response {
@@ -119,16 +136,9 @@ async fn replay(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
-    match operate::replay(&app.store, &app.targets, &[id]) {
-        Ok(done) => {
-            changed(&app);
-            Json(done).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    act(&app, &headers, true, |app| {
+        operate::replay(&app.store, &app.targets, &[id])
+    })
 }
 
 async fn replay_all(
@@ -136,16 +146,9 @@ async fn replay_all(
     headers: HeaderMap,
     Query(f): Query<Filter>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
-    match operate::replay_all(&app.store, &app.targets, f.target.as_deref()) {
-        Ok(done) => {
-            changed(&app);
-            Json(done).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    act(&app, &headers, true, |app| {
+        operate::replay_all(&app.store, &app.targets, f.target.as_deref())
+    })
 }
 
 async fn purge(
@@ -156,25 +159,24 @@ async fn purge(
     if !authorized(&app, &headers) {
         return unauthorized();
     }
-    let Some(older_than) = f.older_than.as_deref() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "`older_than` is required, e.g. `30d`".into(),
-        );
-    };
-    let older_than = match humantime::parse_duration(older_than) {
-        Ok(d) => d,
-        Err(e) => {
+    let older_than = match f.older_than.as_deref().map(humantime::parse_duration) {
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("`older_than`: `{older_than}` is not a duration like `30d` ({e})"),
+                format!("`older_than` is not a duration like `30d` ({e})"),
+            );
+        }
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "`older_than` is required, e.g. `30d`".into(),
             );
         }
     };
-    match operate::purge(&app.store, &app.targets, f.target.as_deref(), older_than) {
-        Ok(done) => Json(done).into_response(),
-        Err(e) => failed(e),
-    }
+    act(&app, &headers, false, |app| {
+        operate::purge(&app.store, &app.targets, f.target.as_deref(), older_than)
+    })
 }
 
 async fn retry(
@@ -182,14 +184,8 @@ async fn retry(
     headers: HeaderMap,
     Query(f): Query<Filter>,
 ) -> Response {
-    if !authorized(&app, &headers) {
-        return unauthorized();
-    }
-    match operate::retry_now(&app.store, &app.targets, f.target.as_deref(), f.seq) {
-        Ok(n) => {
-            changed(&app);
-            Json(json!({ "retried": n })).into_response()
-        }
-        Err(e) => failed(e),
-    }
+    act(&app, &headers, true, |app| {
+        operate::retry_now(&app.store, &app.targets, f.target.as_deref(), f.seq)
+            .map(|n| json!({ "retried": n }))
+    })
 }
