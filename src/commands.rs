@@ -407,19 +407,7 @@ impl Reach {
     ) -> anyhow::Result<T> {
         match self {
             Reach::Store(store, targets) => Ok(local(store, targets)?),
-            Reach::Daemon { base, http, .. } => {
-                let response = http
-                    .get(format!("{base}{path}"))
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "the daemon's admin API did not answer: {}",
-                            crate::http::describe(e)
-                        )
-                    })?;
-                api_answer(response).await
-            }
+            Reach::Daemon { base, http, .. } => api_call(http.get(format!("{base}{path}"))).await,
         }
     }
 
@@ -444,21 +432,22 @@ impl Reach {
                     use secrecy::ExposeSecret;
                     request = request.bearer_auth(t.expose_secret());
                 }
-                let response = request.send().await.map_err(|e| {
-                    anyhow::anyhow!(
-                        "the daemon's admin API did not answer: {}",
-                        crate::http::describe(e)
-                    )
-                })?;
-                api_answer(response).await
+                api_call(request).await
             }
         }
     }
 }
 
-async fn api_answer<T: serde::de::DeserializeOwned>(
-    response: reqwest::Response,
+/// Sends one admin API call and reads its JSON answer, or says why not.
+async fn api_call<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
 ) -> anyhow::Result<T> {
+    let response = request.send().await.map_err(|e| {
+        anyhow::anyhow!(
+            "the daemon's admin API did not answer: {}",
+            crate::http::describe(e)
+        )
+    })?;
     let status = response.status();
     let body = response.bytes().await.unwrap_or_default();
     if !status.is_success() {

@@ -122,19 +122,32 @@ fn chosen<'a>(targets: &'a [Target], only: Option<&str>) -> Result<Vec<&'a Targe
     }
 }
 
+/// `each` over the queue of every chosen target, results in target order.
+fn across<T>(
+    store: &Store,
+    targets: &[Target],
+    only: Option<&str>,
+    each: impl Fn(&crate::delivery::queue::Queue<'_>, &str) -> Result<Vec<T>, StoreError>,
+) -> Result<Vec<T>, OpError> {
+    let mut out = Vec::new();
+    for t in chosen(targets, only)? {
+        out.extend(each(&store.queue(&t.name)?, &t.name)?);
+    }
+    Ok(out)
+}
+
 /// Pending entries per target, oldest first.
 pub fn outbox(
     store: &Store,
     targets: &[Target],
     only: Option<&str>,
 ) -> Result<Vec<PendingView>, OpError> {
-    let mut out = Vec::new();
-    for t in chosen(targets, only)? {
-        for (seq, e) in store.queue(&t.name)?.pending(usize::MAX)? {
-            out.push(pending_view(&t.name, seq, &e));
-        }
-    }
-    Ok(out)
+    across(store, targets, only, |q, name| {
+        Ok(q.pending(usize::MAX)?
+            .iter()
+            .map(|(seq, e)| pending_view(name, *seq, e))
+            .collect())
+    })
 }
 
 /// Dead letters per target, oldest first.
@@ -143,13 +156,12 @@ pub fn dead_letters(
     targets: &[Target],
     only: Option<&str>,
 ) -> Result<Vec<DeadView>, OpError> {
-    let mut out = Vec::new();
-    for t in chosen(targets, only)? {
-        for (seq, d) in store.queue(&t.name)?.dead(usize::MAX)? {
-            out.push(dead_view(&t.name, seq, &d));
-        }
-    }
-    Ok(out)
+    across(store, targets, only, |q, name| {
+        Ok(q.dead(usize::MAX)?
+            .iter()
+            .map(|(seq, d)| dead_view(name, *seq, d))
+            .collect())
+    })
 }
 
 /// One dead letter by event id (the first target that has it).
@@ -200,13 +212,13 @@ pub fn replay(store: &Store, targets: &[Target], event_ids: &[String]) -> Result
 
 /// Replays every dead letter (of one target, or all).
 pub fn replay_all(store: &Store, targets: &[Target], only: Option<&str>) -> Result<Done, OpError> {
-    let mut done = Done::default();
-    for t in chosen(targets, only)? {
-        for id in store.queue(&t.name)?.replay_all(now_ms())? {
-            done.entries.push((t.name.clone(), id));
-        }
-    }
-    Ok(done)
+    let entries = across(store, targets, only, |q, name| {
+        Ok(q.replay_all(now_ms())?
+            .into_iter()
+            .map(|id| (name.to_owned(), id))
+            .collect())
+    })?;
+    Ok(Done { entries })
 }
 
 /// Removes dead letters older than `older_than`.
@@ -217,13 +229,13 @@ pub fn purge(
     older_than: std::time::Duration,
 ) -> Result<Done, OpError> {
     let before = now_ms() - older_than.as_millis() as i64;
-    let mut done = Done::default();
-    for t in chosen(targets, only)? {
-        for id in store.queue(&t.name)?.purge(before)? {
-            done.entries.push((t.name.clone(), id));
-        }
-    }
-    Ok(done)
+    let entries = across(store, targets, only, |q, name| {
+        Ok(q.purge(before)?
+            .into_iter()
+            .map(|id| (name.to_owned(), id))
+            .collect())
+    })?;
+    Ok(Done { entries })
 }
 
 /// Makes pending entries due now: one (`seq`) or all of a target's.

@@ -21,21 +21,27 @@ use crate::support::{
 const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
 const SLACK_PATH: &str = "/services/T0SECRET/B0SECRET/XOXTOKEN123";
 
-struct Daemon {
+/// The real daemon as a child process (other test modules use it too).
+pub(crate) struct Daemon {
     child: Child,
-    admin: String,
+    pub(crate) admin: String,
     log: PathBuf,
 }
 
 impl Daemon {
-    /// Starts `run` and reads the admin address it prints. Its log goes to
-    /// `run.log` beside the config.
+    /// Starts `run` with this module's API key.
     async fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[("POOMGO_API_KEY", API_KEY)]).await
+    }
+
+    /// Starts `run` with `env` and debug logs, and reads the admin address
+    /// it prints. Its log goes to `run.log` beside the config.
+    pub(crate) async fn start_with(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let log = config.with_file_name("run.log");
         let mut child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(config)
-            .env("POOMGO_API_KEY", API_KEY)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -58,7 +64,7 @@ impl Daemon {
         Daemon { child, admin, log }
     }
 
-    async fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
         let r = reqwest::get(format!("{}{path}", self.admin)).await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
@@ -67,7 +73,7 @@ impl Daemon {
         self.get("/healthz").await.0
     }
 
-    async fn wait_healthy(&self, what: &str) {
+    pub(crate) async fn wait_healthy(&self, what: &str) {
         eventually(what, Duration::from_secs(15), || async {
             self.health().await == 200
         })
@@ -90,7 +96,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for the exit code.
-    async fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
+    pub(crate) async fn terminate(mut self, limit: Duration) -> (Option<i32>, String) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -722,31 +728,15 @@ url = "{}/erp"
             erp.uri()
         ),
     );
-    let daemon = {
-        let log = config.with_file_name("run.log");
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .env("POOMGO_API_KEY", API_KEY)
-            .env("ADMIN_TOKEN", "t0ken-4-admin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            BufReader::new(stdout).read_line(&mut line).unwrap();
-        })
-        .await
-        .unwrap();
-        Daemon {
-            child,
-            admin: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    };
+    let daemon = Daemon::start_with(
+        &config,
+        &[
+            ("POOMGO_API_KEY", API_KEY),
+            ("ADMIN_TOKEN", "t0ken-4-admin"),
+        ],
+    )
+    .await;
+    assert_eq!(daemon.admin, format!("http://127.0.0.1:{port}"));
     daemon.wait_healthy("the baseline").await;
     sim.advance(AdvanceOptions {
         steps: 1,

@@ -10,7 +10,7 @@ use poomgo_notifier::config::Config;
 use poomgo_notifier::sim::AdvanceOptions;
 
 use crate::support::{
-    BIN, Recorder, Reply, SECRET, changes, ids, output, output_ok, pipeline_toml, poll_command,
+    BIN, Recorder, Reply, SECRET, changes, output, output_ok, pipeline_toml, poll_command,
     simulator,
 };
 
@@ -251,7 +251,6 @@ async fn a_damaged_store_is_explained_and_rebuilt_without_reusing_ids() {
         .collect();
     assert!(!after.is_empty());
     assert!(after.iter().all(|id| !before.contains(id)), "no reused id");
-    let _ = ids;
 }
 
 /// A full disk during a commit: nothing committed is lost, and once there
@@ -346,7 +345,6 @@ async fn a_full_disk_loses_nothing_committed() {
 
 #[tokio::test]
 async fn no_secret_or_personal_value_reaches_logs_metrics_or_health() {
-    use std::io::{BufRead, BufReader};
     const KEY: &str = "pk-DISTINCT-KEY-4471";
     const TOKEN: &str = "adm-DISTINCT-TOKEN-8830";
     const SLACK: &str = "/services/T9SECRETTEAM/B9SECRETBOT/XOXSECRETTOKEN77";
@@ -424,42 +422,12 @@ include_personal_data = true
         ),
     )
     .unwrap();
-    let log = dir.path().join("run.log");
-    let mut child = Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("KEY", KEY)
-        .env("TOKEN", TOKEN)
-        .env("SECRET", SECRET)
-        .env("RUST_LOG", "debug")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let line = tokio::task::spawn_blocking(move || {
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        line
-    })
-    .await
-    .unwrap();
-    let admin = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    crate::support::eventually(
-        "the baseline",
-        std::time::Duration::from_secs(15),
-        || async {
-            reqwest::get(format!("{admin}/healthz"))
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        },
+    let daemon = crate::daemon::Daemon::start_with(
+        &config,
+        &[("KEY", KEY), ("TOKEN", TOKEN), ("SECRET", SECRET)],
     )
     .await;
+    daemon.wait_healthy("the baseline").await;
     sim.advance(AdvanceOptions {
         steps: 2,
         fraction: 0.4,
@@ -476,23 +444,9 @@ include_personal_data = true
     // A revoked key too: its error goes to logs and health.
     sim.set_api_key("another-key-entirely");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let metrics = reqwest::get(format!("{admin}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let health = reqwest::get(format!("{admin}/healthz"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(&log).unwrap();
+    let (_, metrics) = daemon.get("/metrics").await;
+    let (_, health) = daemon.get("/healthz").await;
+    let (_, logs) = daemon.terminate(std::time::Duration::from_secs(15)).await;
     assert!(
         logs.contains("delivery failed"),
         "the run did fail deliveries: {logs}"
