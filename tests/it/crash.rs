@@ -6,7 +6,10 @@
 //! whose acknowledgement a kill cut off, the store opened after every kill,
 //! and nothing is stuck.
 //!
-//! `CRASH_LOOP_KILLS` sets the number of kills (30 by default; CI runs that).
+//! A third of the kills are aimed at a page request in flight (mid-scan), a
+//! third at a send in flight (mid-send); the rest land at random (often in
+//! a back-off: a fifth of the sends fail). `CRASH_LOOP_KILLS` sets the number
+//! of kills (30 by default; CI runs that).
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Command, Stdio};
@@ -131,7 +134,21 @@ retry_schedule = ["200ms", "300ms", "400ms", "500ms", "600ms", "800ms", "1s", "1
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1800))).await;
+        // A third of the kills wait for a page request in flight, a third
+        // for a send in flight, the rest land at random.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(200..1200))).await;
+        let aimed = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < aimed {
+            let landed = match k % 3 {
+                0 => sim.in_flight() > 0,
+                1 => rec.in_flight() > 0,
+                _ => true,
+            };
+            if landed {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         if let Some(status) = child.try_wait().unwrap() {
             panic!(
                 "run {k} exited by itself ({status}): {}",
