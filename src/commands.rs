@@ -407,7 +407,9 @@ impl Reach {
     ) -> anyhow::Result<T> {
         match self {
             Reach::Store(store, targets) => Ok(local(store, targets)?),
-            Reach::Daemon { base, http, .. } => api_call(http.get(format!("{base}{path}"))).await,
+            Reach::Daemon { base, http, token } => {
+                api_call(with_token(http.get(format!("{base}{path}")), token)).await
+            }
         }
     }
 
@@ -427,14 +429,21 @@ impl Reach {
                 Ok(out)
             }
             Reach::Daemon { base, http, token } => {
-                let mut request = http.post(format!("{base}{path}"));
-                if let Some(t) = token {
-                    use secrecy::ExposeSecret;
-                    request = request.bearer_auth(t.expose_secret());
-                }
-                api_call(request).await
+                api_call(with_token(http.post(format!("{base}{path}")), token)).await
             }
         }
+    }
+}
+
+/// The admin token as a Bearer header, when the config has one.
+fn with_token(
+    request: reqwest::RequestBuilder,
+    token: &Option<secrecy::SecretString>,
+) -> reqwest::RequestBuilder {
+    use secrecy::ExposeSecret;
+    match token {
+        Some(t) => request.bearer_auth(t.expose_secret()),
+        None => request,
     }
 }
 

@@ -93,13 +93,15 @@ pub struct PoomgoConfig {
     pub allow_insecure: bool,
 }
 
-/// The daemon's admin HTTP (`/healthz`, `/metrics`); off when `listen` is unset.
+/// The daemon's admin HTTP (console, `/api`, `/healthz`, `/metrics`); off
+/// when `listen` is unset. Off loopback it needs a token.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     #[serde(default)]
     pub listen: Option<std::net::SocketAddr>,
-    /// Required by every state-changing admin call when set (`Authorization: Bearer`).
+    /// When set, every console page and API call needs it (`Authorization:
+    /// Bearer`, or the console's sign-in cookie).
     #[serde(default, deserialize_with = "optional_secret")]
     pub token: Option<SecretString>,
 }
@@ -135,6 +137,9 @@ pub struct StoreConfig {
     /// Writes stop (the poll fails, nothing is lost) below this much free disk.
     #[serde(default = "default_min_free_mb")]
     pub min_free_mb: u64,
+    /// Days the event history (the console's timelines) is kept; 0: none.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
 }
 
 impl Default for StoreConfig {
@@ -144,10 +149,14 @@ impl Default for StoreConfig {
             retention_days: default_retention_days(),
             cache_mb: default_cache_mb(),
             min_free_mb: default_min_free_mb(),
+            history_days: default_history_days(),
         }
     }
 }
 
+fn default_history_days() -> u32 {
+    30
+}
 fn default_templates_dir() -> PathBuf {
     "templates".into()
 }
@@ -392,6 +401,26 @@ impl Config {
         }
         if self.store.retention_days == 0 {
             return bad("store.retention_days", "expected at least 1".into());
+        }
+        if let Some(addr) = self.admin.listen
+            && !addr.ip().is_loopback()
+            && self.admin.token.is_none()
+        {
+            return bad(
+                "admin.listen",
+                format!(
+                    "{addr} is not a loopback address and `admin.token` is not set: anyone who can reach it could read order history and replay events. Set `admin.token = \"${{ADMIN_TOKEN}}\"`, or listen on 127.0.0.1 and reach the console through an SSH tunnel"
+                ),
+            );
+        }
+        if self.store.history_days > 3660 {
+            return bad(
+                "store.history_days",
+                format!(
+                    "{} is out of range: expected 0 (no history) to 3660",
+                    self.store.history_days
+                ),
+            );
         }
         crate::schedule::validate(&self.schedule).map_err(|(k, m)| (format!("schedule.{k}"), m))?;
         self.plan

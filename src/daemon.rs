@@ -118,7 +118,17 @@ pub async fn run(app: App) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on `admin.listen` = {addr}"))?;
         let local = listener.local_addr()?;
-        println!("admin HTTP on http://{local} (/healthz, /metrics, /api)");
+        println!("admin HTTP on http://{local} (console at /, /healthz, /metrics, /api)");
+        let seen = health.clone();
+        let upstream = Arc::new(move || {
+            let h = seen.snapshot();
+            crate::inspect::Upstream {
+                key_rejected: h.key_rejected,
+                last_successful_poll: h.last_success.map(|t| t.to_rfc3339()),
+                consecutive_failed_polls: h.consecutive_failures,
+                last_error: h.last_error,
+            }
+        });
         let router = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_text))
@@ -127,7 +137,10 @@ pub async fn run(app: App) -> anyhow::Result<()> {
                 health: health.clone(),
                 metrics,
             })
-            .merge(crate::admin::router(app.clone()));
+            .merge(crate::admin::router(crate::admin::Admin::new(
+                app.clone(),
+                upstream,
+            )));
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let served = axum::serve(listener, router)

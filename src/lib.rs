@@ -56,12 +56,15 @@
 pub mod admin;
 pub mod commands;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod delivery;
 pub mod demo;
 pub mod diff;
 pub mod event;
+pub mod history;
 pub mod http;
+pub mod inspect;
 pub mod mask;
 pub mod metrics;
 pub mod operate;

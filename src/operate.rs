@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::delivery::Target;
 use crate::delivery::driver::now_ms;
 use crate::delivery::queue::{DeadLetter, OutboxEntry};
+use crate::history::{Attempt, AttemptOutcome};
 use crate::store::{Store, StoreError};
 
 /// A pending entry, as listed.
@@ -207,7 +208,28 @@ pub fn replay(store: &Store, targets: &[Target], event_ids: &[String]) -> Result
             done.entries.push((target.to_owned(), id));
         }
     }
+    remember(store, &done, AttemptOutcome::Replayed)?;
     Ok(done)
+}
+
+/// Adds what an operator did to each event's history.
+fn remember(store: &Store, done: &Done, outcome: AttemptOutcome) -> Result<(), StoreError> {
+    let at = now_ms();
+    store
+        .history()
+        .record_attempts(done.entries.iter().map(|(target, id)| {
+            (
+                id.as_str(),
+                target.as_str(),
+                Attempt {
+                    at,
+                    outcome,
+                    status: None,
+                    detail: None,
+                    next_at: None,
+                },
+            )
+        }))
 }
 
 /// Replays every dead letter (of one target, or all).
@@ -218,7 +240,9 @@ pub fn replay_all(store: &Store, targets: &[Target], only: Option<&str>) -> Resu
             .map(|id| (name.to_owned(), id))
             .collect())
     })?;
-    Ok(Done { entries })
+    let done = Done { entries };
+    remember(store, &done, AttemptOutcome::Replayed)?;
+    Ok(done)
 }
 
 /// Removes dead letters older than `older_than`.
@@ -235,7 +259,9 @@ pub fn purge(
             .map(|id| (name.to_owned(), id))
             .collect())
     })?;
-    Ok(Done { entries })
+    let done = Done { entries };
+    remember(store, &done, AttemptOutcome::Purged)?;
+    Ok(done)
 }
 
 /// Makes pending entries due now: one (`seq`) or all of a target's.

@@ -70,12 +70,13 @@ impl App {
             targets,
         } = Delivery::new(&config, http)?;
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        let store = Store::open_with(
+        let mut store = Store::open_with(
             &config.store_path(),
             config.store.cache_mb,
             config.store.min_free_mb,
             &names,
         )?;
+        store.keep_history(config.store.history_days > 0);
         for (target, pending) in store.orphaned_outboxes()? {
             tracing::warn!(
                 target = %target,
@@ -259,6 +260,7 @@ pub async fn poll_until(
     now: DateTime<Utc>,
     stop: &Shutdown,
 ) -> Result<PollReport, StoreError> {
+    let started = std::time::Instant::now();
     let mut report = PollReport::default();
     let mut state = PollState::default();
     let interval = app.config.tick_interval();
@@ -326,8 +328,29 @@ pub async fn poll_until(
             app.store.set_pruned_at(now.timestamp())?;
             report.pruned = pruned.removed;
             report.invoices_tracked = Some(pruned.kept);
+            let days = i64::from(app.config.store.history_days);
+            let before = match days {
+                0 => i64::MAX,
+                d => now.timestamp_millis() - d * 86_400_000,
+            };
+            let gone = app.store.history().prune(before)?;
+            if gone > 0 {
+                tracing::debug!(events = gone, "history pruned");
+            }
         }
     }
+    app.store.record_poll(crate::history::PollRecord {
+        at: now.timestamp_millis(),
+        took_ms: started.elapsed().as_millis() as u64,
+        windows: report.windows.clone(),
+        pages: report.pages,
+        invoices_seen: state.diffed,
+        events: report.events,
+        queued: report.outbox_entries,
+        baseline: report.baseline,
+        skipped: report.skipped.len() as u64,
+        error: report.failure(),
+    })?;
     app.store.flush().await?;
     Ok(report)
 }
@@ -594,13 +617,22 @@ fn observe(
     if let Some(event) = &detection.event {
         report.events += 1;
         crate::metrics::event(event.kind);
+        let mut routed = Vec::new();
+        let mut personal_data = false;
         for target in app.targets.iter().filter(|t| t.wants(event)) {
             batch.entries.push((
                 target.name.clone(),
                 target.entry_for(event, ctx.now.timestamp_millis()),
             ));
             report.outbox_entries += 1;
+            routed.push(target.name.clone());
+            personal_data |= target.include_personal_data;
         }
+        batch.history.push(crate::history::EventRecord::of(
+            event,
+            routed,
+            personal_data,
+        ));
     }
     if detection.needs_write {
         batch.snapshots.push((id.clone(), detection.snapshot));

@@ -225,6 +225,8 @@ pub struct PageBatch {
     pub snapshots: Vec<(InvoiceId, Snapshot)>,
     /// (target name, entry), in detection order.
     pub entries: Vec<(String, OutboxEntry)>,
+    /// The events detected, for the history (see [`crate::history`]).
+    pub history: Vec<crate::history::EventRecord>,
 }
 
 pub struct Store {
@@ -238,6 +240,7 @@ pub struct Store {
     generation: String,
     outboxes: BTreeMap<String, Tree>,
     dead: BTreeMap<String, Tree>,
+    history: crate::history::History,
 }
 
 impl Store {
@@ -316,8 +319,19 @@ impl Store {
             generation,
             outboxes,
             dead,
+            history: crate::history::History::open(&db)?,
             db,
         })
+    }
+
+    /// The event history (see [`crate::history`]).
+    pub fn history(&self) -> &crate::history::History {
+        &self.history
+    }
+
+    /// Keeps the event history or not (`store.history_days = 0`).
+    pub fn keep_history(&mut self, on: bool) {
+        self.history.set_enabled(on);
     }
 
     /// This run's generation: the first part of every event id it detects.
@@ -350,7 +364,12 @@ impl Store {
 
     /// Writes one page's snapshots and outbox entries atomically.
     pub fn commit_page(&self, batch: &PageBatch) -> Result<(), StoreError> {
-        if batch.snapshots.is_empty() && batch.entries.is_empty() {
+        let history = if self.history.enabled() {
+            &batch.history[..]
+        } else {
+            &[]
+        };
+        if batch.snapshots.is_empty() && batch.entries.is_empty() && history.is_empty() {
             return Ok(());
         }
         self.ensure_room()?;
@@ -370,8 +389,24 @@ impl Store {
             });
             entries.push((index, encode(entry)));
         }
+        let records: Vec<_> = history.iter().map(|r| (r, encode(r), r.keys())).collect();
+        let h = trees.len();
+        if !records.is_empty() {
+            trees.extend([
+                &self.history.events,
+                &self.history.index,
+                &self.history.time,
+            ]);
+        }
         trees[..]
             .transaction(|t| {
+                for (record, value, keys) in &records {
+                    t[h].insert(record.event_id.as_bytes(), value.as_slice())?;
+                    for k in &keys.index {
+                        t[h + 1].insert(k.as_slice(), &[][..])?;
+                    }
+                    t[h + 2].insert(keys.time.as_slice(), record.invoice_id.as_bytes())?;
+                }
                 for (key, value) in &snapshots {
                     t[0].insert(key.as_bytes(), value.as_slice())?;
                 }
@@ -527,6 +562,20 @@ impl Store {
         self.target_trees(target).map(|(o, _)| o)
     }
 
+    /// Remembers a poll for the overview (the last [`crate::history::POLLS_KEPT`]).
+    pub fn record_poll(&self, poll: crate::history::PollRecord) -> Result<(), StoreError> {
+        let mut polls = self.recent_polls()?;
+        polls.push(poll);
+        let excess = polls.len().saturating_sub(crate::history::POLLS_KEPT);
+        polls.drain(..excess);
+        self.meta_put("recent_polls", &polls)
+    }
+
+    /// The last polls, oldest first.
+    pub fn recent_polls(&self) -> Result<Vec<crate::history::PollRecord>, StoreError> {
+        Ok(self.meta_get("recent_polls")?.unwrap_or_default())
+    }
+
     /// A small record in `meta`.
     pub(crate) fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.meta.get(key)?.map(|v| decode("meta", &v)).transpose()
@@ -676,12 +725,14 @@ pub(crate) mod tests {
                 ("b".into(), entry("1-1", "1")),
                 ("a".into(), entry("2-1", "2")),
             ],
+            ..Default::default()
         };
         store.commit_page(&batch).unwrap();
         store
             .commit_page(&PageBatch {
                 snapshots: vec![],
                 entries: vec![("a".into(), entry("3-1", "3"))],
+                ..Default::default()
             })
             .unwrap();
         assert_eq!(
@@ -712,6 +763,7 @@ pub(crate) mod tests {
                 .commit_page(&PageBatch {
                     snapshots: vec![(InvoiceId("9".into()), snap(0, false, 1))],
                     entries: vec![],
+                    ..Default::default()
                 })
                 .unwrap();
             store.record_successful_poll(1234).unwrap();
@@ -782,6 +834,7 @@ pub(crate) mod tests {
                     ("old".into(), entry("1-1", "1")),
                     ("kept".into(), entry("1-1", "1")),
                 ],
+                ..Default::default()
             };
             store.commit_page(&batch).unwrap();
         }
@@ -822,6 +875,7 @@ pub(crate) mod tests {
                 (InvoiceId("new-final".into()), snap(1, true, 1000)),
             ],
             entries: vec![],
+            ..Default::default()
         };
         store.commit_page(&batch).unwrap();
         assert_eq!(

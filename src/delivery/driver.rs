@@ -22,6 +22,7 @@ use super::digest::{self, Digest};
 use super::pace::Pace;
 use super::queue::{DeliveryError, ErrorKind, OutboxEntry, Queue, TargetState};
 use super::{Outcome, Sender, Target};
+use crate::history::{Attempt, AttemptOutcome, History};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -94,7 +95,15 @@ pub async fn round(
             break;
         };
         round.sent += 1;
-        apply(&queue, target, &entries, outcome, &mut state, &mut round)?;
+        apply(
+            &queue,
+            store.history(),
+            target,
+            &entries,
+            outcome,
+            &mut state,
+            &mut round,
+        )?;
         // Removals go in small batches: a crash re-sends at most this many
         // acknowledged entries (chat targets, which have no idempotency key,
         // none beyond the one in flight).
@@ -165,6 +174,7 @@ async fn attempt(
 /// Applies one answer to the entries it covered, and to the target's state.
 fn apply(
     queue: &Queue<'_>,
+    history: &History,
     target: &Target,
     entries: &[(u64, OutboxEntry)],
     outcome: Outcome,
@@ -179,6 +189,27 @@ fn apply(
             .collect::<Vec<_>>()
             .join(",")
     };
+    let record = |outcome, error: Option<&DeliveryError>, next_at: Option<i64>| {
+        history.record_attempts(entries.iter().map(|(_, e)| {
+            (
+                e.event_id.as_str(),
+                target.name.as_str(),
+                Attempt {
+                    at: now,
+                    outcome,
+                    status: error.and_then(|e| e.status),
+                    detail: error.map(ToString::to_string),
+                    next_at,
+                },
+            )
+        }))
+    };
+    match &outcome {
+        Outcome::Delivered => record(AttemptOutcome::Delivered, None, None)?,
+        Outcome::Dead { error, .. } => record(AttemptOutcome::Dead, Some(error), None)?,
+        // Recorded per entry below: each has its own schedule.
+        Outcome::Retry { .. } => {}
+    }
     match outcome {
         Outcome::Delivered => {
             round.done.extend(entries.iter().map(|(seq, _)| *seq));
@@ -204,6 +235,17 @@ fn apply(
                         let next = now + wait.as_millis() as i64;
                         tracing::warn!(target = %target.name, event_id = %entry.event_id, attempt, reason = %error, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying later");
                         queue.retry_at(*seq, error.clone(), next)?;
+                        history.record_attempts([(
+                            entry.event_id.as_str(),
+                            target.name.as_str(),
+                            Attempt {
+                                at: now,
+                                outcome: AttemptOutcome::Retry,
+                                status: error.status,
+                                detail: Some(error.to_string()),
+                                next_at: Some(next),
+                            },
+                        )])?;
                         round.retried += 1;
                         crate::metrics::delivery(&target.name, "retried", 1);
                     }
@@ -215,6 +257,17 @@ fn apply(
                             detail: format!("gave up after {attempt} attempts: {error}"),
                         };
                         tracing::error!(target = %target.name, event_id = %entry.event_id, reason = %exhausted, "delivery failed for good; moved to dead letters");
+                        history.record_attempts([(
+                            entry.event_id.as_str(),
+                            target.name.as_str(),
+                            Attempt {
+                                at: now,
+                                outcome: AttemptOutcome::Dead,
+                                status: exhausted.status,
+                                detail: Some(exhausted.to_string()),
+                                next_at: None,
+                            },
+                        )])?;
                         queue.dead_letter(*seq, exhausted)?;
                         round.dead += 1;
                         crate::metrics::delivery(&target.name, "dead", 1);

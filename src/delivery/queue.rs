@@ -520,6 +520,7 @@ mod tests {
                 ("t".into(), entry("a-2", "A")),
                 ("t".into(), entry("c-1", "C")),
             ],
+            ..Default::default()
         })
         .unwrap();
         s

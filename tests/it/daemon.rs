@@ -18,7 +18,7 @@ use crate::support::{
     receiver, receiver_after,
 };
 
-const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
+pub(crate) const API_KEY: &str = "sk-poomgo-7Hq2Zr9LmW";
 const SLACK_PATH: &str = "/services/T0SECRET/B0SECRET/XOXTOKEN123";
 
 /// The real daemon as a child process (other test modules use it too).
@@ -166,7 +166,7 @@ events = ["invoice.status_changed", "invoice.canceled"]
     path
 }
 
-async fn sim(orders: usize) -> Simulator {
+pub(crate) async fn sim(orders: usize) -> Simulator {
     Simulator::start(
         LOOPBACK,
         SimOptions {
@@ -602,7 +602,7 @@ async fn a_skipped_invoice_leaves_the_daemon_healthy_and_is_counted() {
     assert_eq!(code, Some(0));
 }
 
-fn config_with(sim: &Simulator, dir: &Path, body: &str) -> PathBuf {
+pub(crate) fn config_with(sim: &Simulator, dir: &Path, body: &str) -> PathBuf {
     let text = format!(
         r#"
 shutdown_grace = "5s"

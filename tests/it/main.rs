@@ -1,7 +1,9 @@
 //! Integration tests: one binary (compiled once), one module per capability.
 //! Everything talks to loopback only: the simulator, wiremock, test receivers.
 
+mod browser;
 mod commands;
+mod console;
 mod crash;
 mod daemon;
 mod delivery;

@@ -106,6 +106,14 @@ impl std::fmt::Display for TargetKind {
 }
 
 impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Slack => "slack",
+            TargetKind::Jandi => "jandi",
+            TargetKind::Webhook => "webhook",
+        }
+    }
+
     /// A chat target reads as a message to people: paced, digested, masked.
     pub fn is_chat(self) -> bool {
         match self {

@@ -1,0 +1,542 @@
+//! The operator console: server-rendered pages on the admin listener that
+//! answer "what happened to this order?" and fix what is stuck.
+//!
+//! | page | what |
+//! |---|---|
+//! | `/` | overview: last polls, targets, the upstream's state (refreshes every 30 s) |
+//! | `/search?q=` | an order code, tracking number, invoice id or event id → the invoice's timeline |
+//! | `/invoices/{id}` | one invoice's timeline |
+//! | `/dead-letters` | dead letters: replay one, replay all (of a target), purge |
+//! | `/outbox` | pending entries: retry now, per entry or target |
+//! | `/preview` | a target's message for a change kind (Block Kit JSON and a readable rendering) |
+//!
+//! Decisions:
+//! - **Pages are handlebars templates with HTML escaping on** (the message
+//!   templates turn it off; here everything upstream-supplied is text). They
+//!   are compiled in from `templates/console/`; no JavaScript is needed
+//!   (the overview refreshes with a meta tag).
+//! - **The same views as the API** ([`crate::inspect`], [`crate::operate`]):
+//!   a button and `curl` do one thing one way.
+//! - **Sign-in.** With `admin.token` set, `/login` takes the token once and
+//!   sets `poomgo_console`, an HttpOnly, SameSite=Strict cookie holding an
+//!   HMAC derived from the token (not the token). Forms POST with a CSRF
+//!   token; access rules are in [`crate::admin`].
+
+use std::sync::OnceLock;
+
+use axum::{
+    Form, Router,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode, Uri, header},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+};
+use handlebars::Handlebars;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::admin::{Admin, parse_older_than, wake};
+use crate::event::EventType;
+use crate::operate::{self, OpError};
+
+/// The console's session cookie.
+pub const COOKIE: &str = "poomgo_console";
+
+const PAGES: [(&str, &str); 9] = [
+    ("layout", include_str!("../templates/console/layout.hbs")),
+    (
+        "timeline",
+        include_str!("../templates/console/timeline.hbs"),
+    ),
+    (
+        "overview",
+        include_str!("../templates/console/overview.hbs"),
+    ),
+    ("search", include_str!("../templates/console/search.hbs")),
+    (
+        "dead_letters",
+        include_str!("../templates/console/dead_letters.hbs"),
+    ),
+    ("outbox", include_str!("../templates/console/outbox.hbs")),
+    ("preview", include_str!("../templates/console/preview.hbs")),
+    ("login", include_str!("../templates/console/login.hbs")),
+    ("message", include_str!("../templates/console/message.hbs")),
+];
+
+const CSS: &str = include_str!("../templates/console/console.css");
+
+fn pages() -> &'static Handlebars<'static> {
+    static PAGES_REGISTRY: OnceLock<Handlebars<'static>> = OnceLock::new();
+    PAGES_REGISTRY.get_or_init(|| {
+        // HTML escaping is handlebars' default and stays on.
+        let mut h = Handlebars::new();
+        for (name, source) in PAGES {
+            h.register_template_string(name, source)
+                .expect("the console templates compile (a unit test checks them)");
+        }
+        h
+    })
+}
+
+/// Paths served without a session: the sign-in page and the stylesheet.
+pub fn public(path: &str) -> bool {
+    matches!(path, "/login" | "/console.css")
+}
+
+pub fn routes() -> Router<Admin> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/console.css", get(css))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/search", get(search))
+        .route("/invoices/{id}", get(invoice))
+        .route("/dead-letters", get(dead_letters))
+        .route("/dead-letters/replay", post(replay_all))
+        .route("/dead-letters/purge", post(purge))
+        .route("/dead-letters/{id}/replay", post(replay))
+        .route("/outbox", get(outbox))
+        .route("/outbox/retry", post(retry))
+        .route("/preview", get(preview))
+}
+
+/// Renders `page` inside the layout.
+fn render(admin: &Admin, page: &str, title: &str, mut data: Value) -> Response {
+    data["title"] = json!(title);
+    data["csrf"] = json!(admin.access.csrf());
+    data["signed_in"] = json!(admin.access.has_token());
+    data["nav"] = json!(page);
+    match pages().render(page, &data) {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(page, error = %e, "a console page failed to render");
+            message_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "this page failed to render; the log says why",
+            )
+        }
+    }
+}
+
+/// A page with one message (errors, refusals).
+pub fn message_page(status: StatusCode, message: &str) -> Response {
+    let html = pages()
+        .render(
+            "message",
+            &json!({ "title": "poomgo-notifier", "message": message }),
+        )
+        .unwrap_or_else(|_| message.to_owned());
+    (status, Html(html)).into_response()
+}
+
+fn failed(e: OpError) -> Response {
+    let status = match e {
+        OpError::NoTarget(_) | OpError::NoDeadLetter(_) => StatusCode::NOT_FOUND,
+        OpError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    message_page(status, &e.to_string())
+}
+
+/// Where an unsigned request goes: `/login`, coming back afterwards.
+pub fn to_login(uri: &Uri) -> Response {
+    let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    Redirect::to(&format!("/login?next={}", percent_encode(back))).into_response()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Only a path of this site: never `//evil.example` or `https://…`.
+fn local_path(next: Option<&str>) -> &str {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/",
+    }
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct PageQuery {
+    q: Option<String>,
+    target: Option<String>,
+    next: Option<String>,
+    done: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+async fn overview(State(admin): State<Admin>) -> Response {
+    match admin.status() {
+        Ok(status) => render(
+            &admin,
+            "overview",
+            "Overview",
+            json!({ "status": status, "refresh": true }),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+async fn login_page(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    if !admin.access.has_token() {
+        return Redirect::to("/").into_response();
+    }
+    render(
+        &admin,
+        "login",
+        "Sign in",
+        json!({ "next": local_path(q.next.as_deref()) }),
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = local_path(form.next.as_deref()).to_owned();
+    if !admin.access.is_token(form.token.trim()) {
+        tracing::warn!("console sign-in refused: wrong token");
+        let mut page = render(
+            &admin,
+            "login",
+            "Sign in",
+            json!({ "next": next, "wrong": true }),
+        );
+        *page.status_mut() = StatusCode::UNAUTHORIZED;
+        return page;
+    }
+    // `Secure` when a TLS proxy says the browser came over HTTPS.
+    let secure = headers
+        .get("x-forwarded-proto")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let cookie = format!(
+        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
+        admin.access.session(),
+        if secure { "; Secure" } else { "" }
+    );
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
+}
+
+async fn logout(State(admin): State<Admin>, Form(form): Form<CsrfForm>) -> Response {
+    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+        return refused;
+    }
+    let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    let query = q.q.unwrap_or_default();
+    let app = &admin.app;
+    let found = match crate::inspect::search(&app.store, &query) {
+        Ok(found) => found,
+        Err(e) => return failed(e),
+    };
+    // One invoice: its timeline right here.
+    let invoice = match found.as_slice() {
+        [one] => {
+            match crate::inspect::invoice(&app.store, app.sender.renderer(), &one.invoice_id) {
+                Ok(v) => v,
+                Err(e) => return failed(e),
+            }
+        }
+        _ => None,
+    };
+    render(
+        &admin,
+        "search",
+        "Search",
+        json!({
+            "query": query.trim(),
+            "searched": !query.trim().is_empty(),
+            "found": found,
+            "invoice": invoice,
+            "done": q.done,
+        }),
+    )
+}
+
+async fn invoice(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let app = &admin.app;
+    match crate::inspect::invoice(&app.store, app.sender.renderer(), &id) {
+        Ok(Some(invoice)) => render(
+            &admin,
+            "search",
+            "Invoice",
+            json!({ "query": id, "searched": true, "invoice": invoice, "done": q.done }),
+        ),
+        Ok(None) => message_page(
+            StatusCode::NOT_FOUND,
+            &format!("no invoice {id} is tracked or in the history"),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+fn target_names(admin: &Admin) -> Vec<&str> {
+    admin.app.targets.iter().map(|t| t.name.as_str()).collect()
+}
+
+async fn dead_letters(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    let target = q.target.filter(|t| !t.is_empty());
+    match operate::dead_letters(&admin.app.store, &admin.app.targets, target.as_deref()) {
+        Ok(list) => render(
+            &admin,
+            "dead_letters",
+            "Dead letters",
+            json!({
+                "list": list,
+                "targets": target_names(&admin),
+                "target": target,
+                "done": q.done,
+            }),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+async fn outbox(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    let target = q.target.filter(|t| !t.is_empty());
+    match operate::outbox(&admin.app.store, &admin.app.targets, target.as_deref()) {
+        Ok(list) => render(
+            &admin,
+            "outbox",
+            "Outbox",
+            json!({
+                "list": list,
+                "targets": target_names(&admin),
+                "target": target,
+                "done": q.done,
+            }),
+        ),
+        Err(e) => failed(e),
+    }
+}
+
+async fn preview(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    let app = &admin.app;
+    let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
+    let kind: EventType = q
+        .kind
+        .as_deref()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(EventType::StatusChanged);
+    let target = q
+        .target
+        .as_deref()
+        .and_then(|name| app.targets.iter().find(|t| t.name == name))
+        .or(app.targets.first());
+    let mut data = json!({
+        "targets": target_names(&admin),
+        "kinds": kinds,
+        "kind": kind.as_str(),
+    });
+    if let Some(target) = target {
+        let now = chrono::Utc::now();
+        let event = crate::samples::event(kind, &app.statuses, now);
+        let entry = target.entry_for(&event, now.timestamp_millis());
+        data["target"] = json!(target.name);
+        data["target_kind"] = json!(target.kind.as_str());
+        data["wants"] = json!(target.wants(&event));
+        match app.sender.request(target, &[&entry], None, now.timestamp()) {
+            Ok(request) => {
+                let body = serde_json::from_slice::<Value>(&request.body)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| String::from_utf8_lossy(&request.body).into_owned());
+                data["body"] = json!(body);
+                if target.kind.is_chat() {
+                    data["readable"] = json!(target.readable(&request.body));
+                }
+            }
+            Err(e) => data["error"] = json!(e.to_string()),
+        }
+    }
+    render(&admin, "preview", "Template preview", data)
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    target: Option<String>,
+    seq: Option<String>,
+    older_than: Option<String>,
+    /// The page to go back to.
+    back: Option<String>,
+}
+
+fn check_csrf(admin: &Admin, given: &str) -> Option<Response> {
+    (!admin.access.csrf_ok(given)).then(|| {
+        tracing::warn!("console form refused: missing or wrong CSRF token");
+        message_page(
+            StatusCode::FORBIDDEN,
+            "this form is out of date or came from another site: reload the page and try again",
+        )
+    })
+}
+
+/// After an action: back to the page, saying what was done.
+fn done(back: Option<&str>, message: String) -> Response {
+    let back = local_path(back);
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{back}{sep}done={}", percent_encode(&message))).into_response()
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
+async fn replay(
+    State(admin): State<Admin>,
+    Path(id): Path<String>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+        return refused;
+    }
+    let app = &admin.app;
+    match operate::replay(&app.store, &app.targets, std::slice::from_ref(&id)) {
+        Ok(d) => {
+            wake(app);
+            tracing::info!(event_id = %id, "dead letter replayed from the console");
+            done(
+                form.back.as_deref(),
+                format!("replayed {} (to {} target(s))", id, d.entries.len()),
+            )
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn replay_all(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
+    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+        return refused;
+    }
+    let app = &admin.app;
+    let target = nonempty(form.target);
+    match operate::replay_all(&app.store, &app.targets, target.as_deref()) {
+        Ok(d) => {
+            wake(app);
+            tracing::info!(
+                replayed = d.entries.len(),
+                target = target.as_deref().unwrap_or("all"),
+                "dead letters replayed from the console"
+            );
+            done(
+                form.back.as_deref(),
+                format!("replayed {} dead letter(s)", d.entries.len()),
+            )
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn purge(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
+    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+        return refused;
+    }
+    let older_than = match parse_older_than(form.older_than.as_deref()) {
+        Ok(d) => d,
+        Err(m) => return message_page(StatusCode::BAD_REQUEST, &m),
+    };
+    let app = &admin.app;
+    let target = nonempty(form.target);
+    match operate::purge(&app.store, &app.targets, target.as_deref(), older_than) {
+        Ok(d) => {
+            tracing::info!(
+                purged = d.entries.len(),
+                target = target.as_deref().unwrap_or("all"),
+                "dead letters purged from the console"
+            );
+            done(
+                form.back.as_deref(),
+                format!("purged {} dead letter(s)", d.entries.len()),
+            )
+        }
+        Err(e) => failed(e),
+    }
+}
+
+async fn retry(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
+    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+        return refused;
+    }
+    let seq = match nonempty(form.seq).map(|s| s.parse::<u64>()) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return message_page(StatusCode::BAD_REQUEST, "`seq` is not an entry number");
+        }
+    };
+    let app = &admin.app;
+    let target = nonempty(form.target);
+    match operate::retry_now(&app.store, &app.targets, target.as_deref(), seq) {
+        Ok(n) => {
+            wake(app);
+            done(form.back.as_deref(), format!("{n} entr(ies) due now"))
+        }
+        Err(e) => failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_compiles_and_escapes_html() {
+        let out = pages()
+            .render(
+                "message",
+                &json!({ "title": "t", "message": "<script>alert(1)</script>" }),
+            )
+            .unwrap();
+        assert!(out.contains("&lt;script&gt;"), "{out}");
+        assert!(!out.contains("<script>alert"), "{out}");
+    }
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_path(Some("/search?q=1")), "/search?q=1");
+        assert_eq!(local_path(Some("//evil.example/")), "/");
+        assert_eq!(local_path(Some("https://evil.example/")), "/");
+        assert_eq!(local_path(Some("/\\evil.example")), "/");
+        assert_eq!(local_path(None), "/");
+    }
+}

@@ -1,0 +1,405 @@
+//! The event history: what the console and `/api/invoices` answer "what
+//! happened to this order?" from.
+//!
+//! Every event a poll detects is recorded in the same transaction that
+//! queues its deliveries ([`crate::store::Store::commit_page`]): what
+//! changed, when, and the targets it was routed to (none is a valid answer:
+//! no target wanted it). Every delivery attempt is appended as it is
+//! applied (time, outcome, status, reason), and so are an operator's replays
+//! and purges. Records older than `store.history_days` go with the hourly
+//! prune pass; `history_days = 0` turns the history off.
+//!
+//! **Personal data** follows the targets' rule: a record keeps the
+//! recipient only when a target it was routed to opted in, and then masked
+//! (홍*동 010-****-5678), never raw, so nothing a person can open here shows
+//! more than a channel does.
+//!
+//! Trees (keys are bytes; `\0` separates parts, times are big-endian ms so
+//! keys sort by time):
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `history/events` | event id | [`EventRecord`] |
+//! | `history/attempts` | event id `\0` target `\0` id | [`Attempt`] |
+//! | `history/index` | `i\0`invoice`\0`time event id | — (an invoice's timeline) |
+//! | | `o\0`order code`\0`invoice | — (search by order code) |
+//! | | `c\0`tracking no.`\0`invoice | — (search by `invoiceCode`, digits only) |
+//! | `history/time` | time event id | invoice id (what pruning walks) |
+
+use serde::{Deserialize, Serialize};
+use sled::Tree;
+
+use crate::event::{Event, EventType};
+use crate::store::{StoreError, decode, encode};
+
+/// One detected event, as the history keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub event_id: String,
+    pub invoice_id: String,
+    pub kind: EventType,
+    /// Unix milliseconds.
+    pub detected_at: i64,
+    pub order_codes: Vec<String>,
+    pub invoice_code: Option<String>,
+    /// The targets it was routed to, in config order (empty: none wanted it).
+    pub targets: Vec<String>,
+    /// The event JSON; personal data masked, or absent when no routed
+    /// target opted in.
+    pub event: Vec<u8>,
+}
+
+impl EventRecord {
+    /// The record of `event`, routed to `targets` (whether any of them opted
+    /// in to personal data decides if the masked recipient is kept).
+    pub fn of(event: &Event, targets: Vec<String>, personal_data: bool) -> EventRecord {
+        let shaped = if personal_data {
+            event.clone().with_personal_data_masked()
+        } else {
+            event.clone().without_personal_data()
+        };
+        let mut order_codes: Vec<String> = event
+            .orders
+            .iter()
+            .chain(std::iter::once(&event.order))
+            .filter_map(|o| o.order_code.clone())
+            .collect();
+        order_codes.sort();
+        order_codes.dedup();
+        EventRecord {
+            event_id: event.id.clone(),
+            invoice_id: event.invoice.invoice_id.clone(),
+            kind: event.kind,
+            detected_at: event.detected_at.timestamp_millis(),
+            order_codes,
+            invoice_code: event.invoice.invoice_code.clone(),
+            targets,
+            event: serde_json::to_vec(&shaped).expect("an event serializes"),
+        }
+    }
+
+    /// Every key this record adds to `history/index` and `history/time`.
+    pub(crate) fn keys(&self) -> Keys {
+        let mut keys = vec![timeline_key(
+            &self.invoice_id,
+            self.detected_at,
+            &self.event_id,
+        )];
+        for code in &self.order_codes {
+            keys.push(lookup_key(b'o', code, &self.invoice_id));
+        }
+        if let Some(code) = &self.invoice_code {
+            let code = tracking_number(code);
+            if !code.is_empty() {
+                keys.push(lookup_key(b'c', &code, &self.invoice_id));
+            }
+        }
+        Keys {
+            index: keys,
+            time: time_key(self.detected_at, &self.event_id),
+        }
+    }
+}
+
+/// The keys of one [`EventRecord`]: its timeline key first, then its
+/// lookup keys; and its `history/time` key.
+pub(crate) struct Keys {
+    pub index: Vec<Vec<u8>>,
+    pub time: Vec<u8>,
+}
+
+/// One poll, as the console's overview lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollRecord {
+    /// When it started (Unix ms).
+    pub at: i64,
+    pub took_ms: u64,
+    pub windows: Vec<String>,
+    pub pages: u32,
+    pub invoices_seen: u64,
+    pub events: u64,
+    pub queued: u64,
+    pub baseline: bool,
+    pub skipped: u64,
+    /// Why it was not complete, worded for a person; `None`: it was.
+    pub error: Option<String>,
+}
+
+/// Polls kept for the overview.
+pub const POLLS_KEPT: usize = 20;
+
+/// What one attempt (or an operator's action) did to an event at a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub outcome: AttemptOutcome,
+    pub status: Option<u16>,
+    /// The receiver's answer or the transport error, one line; never a URL.
+    pub detail: Option<String>,
+    /// For a retry: when the next attempt is due (Unix ms).
+    pub next_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed; another attempt is scheduled.
+    Retry,
+    /// Moved to dead letters.
+    Dead,
+    /// An operator replayed the dead letter.
+    Replayed,
+    /// An operator purged the dead letter.
+    Purged,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry => "retry",
+            AttemptOutcome::Dead => "dead",
+            AttemptOutcome::Replayed => "replayed",
+            AttemptOutcome::Purged => "purged",
+        }
+    }
+}
+
+/// The history trees of a store.
+pub struct History {
+    pub(crate) events: Tree,
+    attempts: Tree,
+    pub(crate) index: Tree,
+    pub(crate) time: Tree,
+    db: sled::Db,
+    /// Off when the config says `history_days = 0`.
+    enabled: bool,
+}
+
+/// What `history/index` finds for a search.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hit {
+    pub invoice_id: String,
+    /// `invoice_id`, `event_id`, `order_code` or `invoice_code`.
+    pub matched: &'static str,
+}
+
+impl History {
+    pub(crate) fn open(db: &sled::Db) -> Result<History, StoreError> {
+        Ok(History {
+            events: db.open_tree("history/events")?,
+            attempts: db.open_tree("history/attempts")?,
+            index: db.open_tree("history/index")?,
+            time: db.open_tree("history/time")?,
+            db: db.clone(),
+            enabled: true,
+        })
+    }
+
+    pub(crate) fn set_enabled(&mut self, on: bool) {
+        self.enabled = on;
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Appends attempts, `(event id, target, attempt)`, in one batch.
+    pub fn record_attempts<'a>(
+        &self,
+        attempts: impl IntoIterator<Item = (&'a str, &'a str, Attempt)>,
+    ) -> Result<(), StoreError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        let mut any = false;
+        for (event_id, target, attempt) in attempts {
+            let mut key = prefix2(event_id.as_bytes(), target.as_bytes());
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            batch.insert(key, encode(&attempt));
+            any = true;
+        }
+        if any {
+            self.attempts.apply_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    pub fn event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
+        self.events
+            .get(event_id)?
+            .map(|v| decode("history/events", &v))
+            .transpose()
+    }
+
+    /// An invoice's events, oldest first.
+    pub fn timeline(&self, invoice_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        let mut prefix = prefix1(b'i', invoice_id);
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.index.scan_prefix(&prefix) {
+            let (key, _) = item?;
+            let Some(event_id) = key.get(prefix.len() + 8..) else {
+                continue;
+            };
+            let event_id = String::from_utf8_lossy(event_id);
+            if let Some(record) = self.event(&event_id)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every attempt at `event_id`, per target in the order made.
+    pub fn attempts(&self, event_id: &str) -> Result<Vec<(String, Attempt)>, StoreError> {
+        let mut prefix = event_id.as_bytes().to_vec();
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.attempts.scan_prefix(&prefix) {
+            let (key, value) = item?;
+            let rest = &key[prefix.len()..];
+            let Some(end) = rest.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let target = String::from_utf8_lossy(&rest[..end]).into_owned();
+            out.push((target, decode("history/attempts", &value)?));
+        }
+        Ok(out)
+    }
+
+    /// The invoices `query` names: an invoice id, an event id, an order code
+    /// or a tracking number (dashes and spaces ignored), exact matches.
+    pub fn search(&self, query: &str) -> Result<Vec<Hit>, StoreError> {
+        let q = query.trim();
+        let mut hits: Vec<Hit> = Vec::new();
+        let mut add = |invoice_id: String, matched: &'static str| {
+            if !hits.iter().any(|h| h.invoice_id == invoice_id) {
+                hits.push(Hit {
+                    invoice_id,
+                    matched,
+                });
+            }
+        };
+        if q.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut timeline = prefix1(b'i', q);
+        timeline.push(0);
+        if self
+            .index
+            .scan_prefix(&timeline)
+            .next()
+            .transpose()?
+            .is_some()
+        {
+            add(q.to_owned(), "invoice_id");
+        }
+        if let Some(record) = self.event(q)? {
+            add(record.invoice_id, "event_id");
+        }
+        for (kind, key, matched) in [
+            (b'o', q.to_owned(), "order_code"),
+            (b'c', tracking_number(q), "invoice_code"),
+        ] {
+            if key.is_empty() {
+                continue;
+            }
+            let mut prefix = prefix1(kind, &key);
+            prefix.push(0);
+            for item in self.index.scan_prefix(&prefix) {
+                let (k, _) = item?;
+                add(
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    matched,
+                );
+            }
+        }
+        Ok(hits)
+    }
+
+    /// Removes events detected before `before_ms`, their attempts and
+    /// index keys. Returns how many events went.
+    pub fn prune(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for item in self.time.range(..before_ms.to_be_bytes().to_vec()) {
+            let (key, _) = item?;
+            let event_id = String::from_utf8_lossy(&key[8..]).into_owned();
+            if let Some(record) = self.event(&event_id)? {
+                let index = record.keys().index;
+                // The timeline key first; the lookup keys only once the
+                // invoice has no events left.
+                self.index.remove(&index[0])?;
+                let mut timeline = prefix1(b'i', &record.invoice_id);
+                timeline.push(0);
+                if self.index.scan_prefix(&timeline).next().is_none() {
+                    for k in &index[1..] {
+                        self.index.remove(k)?;
+                    }
+                }
+                let mut attempts = event_id.as_bytes().to_vec();
+                attempts.push(0);
+                let mut batch = sled::Batch::default();
+                for k in self.attempts.scan_prefix(&attempts).keys() {
+                    batch.remove(k?);
+                }
+                self.attempts.apply_batch(batch)?;
+                self.events.remove(event_id.as_bytes())?;
+            }
+            self.time.remove(&key)?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.time.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.time.is_empty()
+    }
+}
+
+/// A tracking number as searched: digits and letters only, so
+/// `6012-3456-7890` finds `601234567890`.
+pub fn tracking_number(s: &str) -> String {
+    s.chars().filter(char::is_ascii_alphanumeric).collect()
+}
+
+fn prefix1(kind: u8, a: &str) -> Vec<u8> {
+    let mut k = vec![kind, 0];
+    k.extend_from_slice(a.as_bytes());
+    k
+}
+
+fn prefix2(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut k = a.to_vec();
+    k.push(0);
+    k.extend_from_slice(b);
+    k.push(0);
+    k
+}
+
+fn timeline_key(invoice_id: &str, at: i64, event_id: &str) -> Vec<u8> {
+    let mut k = prefix1(b'i', invoice_id);
+    k.push(0);
+    k.extend_from_slice(&at.to_be_bytes());
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
+
+fn lookup_key(kind: u8, value: &str, invoice_id: &str) -> Vec<u8> {
+    let mut k = prefix1(kind, value);
+    k.push(0);
+    k.extend_from_slice(invoice_id.as_bytes());
+    k
+}
+
+fn time_key(at: i64, event_id: &str) -> Vec<u8> {
+    let mut k = at.to_be_bytes().to_vec();
+    k.extend_from_slice(event_id.as_bytes());
+    k
+}
