@@ -39,6 +39,9 @@ use crate::admin::{Admin, parse_older_than, wake};
 use crate::event::EventType;
 use crate::operate::{self, OpError};
 
+/// At most this many timelines on one search page (the rest are listed).
+const SEARCH_TIMELINES: usize = 5;
+
 /// The console's session cookie.
 pub const COOKIE: &str = "poomgo_console";
 
@@ -154,11 +157,18 @@ fn percent_encode(s: &str) -> String {
         .collect()
 }
 
-/// Only a path of this site: never `//evil.example` or `https://…`.
-fn local_path(next: Option<&str>) -> &str {
+/// Only a path of this site (never `//evil.example` or `https://…`), with
+/// anything but visible ASCII percent-encoded so it is a valid `Location`.
+fn local_path(next: Option<&str>) -> String {
     match next {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
-        _ => "/",
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p
+            .bytes()
+            .map(|b| match b {
+                0x21..=0x7e => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect(),
+        _ => "/".into(),
     }
 }
 
@@ -218,7 +228,7 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let next = local_path(form.next.as_deref()).to_owned();
+    let next = local_path(form.next.as_deref());
     if !admin.access.is_token(form.token.trim()) {
         tracing::warn!("console sign-in refused: wrong token");
         let mut page = render(
@@ -257,16 +267,15 @@ async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Respo
         Ok(found) => found,
         Err(e) => return failed(e),
     };
-    // One invoice: its timeline right here.
-    let invoice = match found.as_slice() {
-        [one] => {
-            match crate::inspect::invoice(&app.store, app.sender.renderer(), &one.invoice_id) {
-                Ok(v) => v,
-                Err(e) => return failed(e),
-            }
+    // The timelines right here: an order is often a few parcels.
+    let mut invoices = Vec::new();
+    for f in found.iter().take(SEARCH_TIMELINES) {
+        match crate::inspect::invoice(&app.store, app.sender.renderer(), &f.invoice_id) {
+            Ok(Some(v)) => invoices.push(v),
+            Ok(None) => {}
+            Err(e) => return failed(e),
         }
-        _ => None,
-    };
+    }
     render(
         &admin,
         "search",
@@ -275,7 +284,8 @@ async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Respo
             "query": query.trim(),
             "searched": !query.trim().is_empty(),
             "found": found,
-            "invoice": invoice,
+            "more": found.len() > SEARCH_TIMELINES,
+            "invoices": invoices,
             "done": q.done,
         }),
     )
@@ -292,7 +302,7 @@ async fn invoice(
             &admin,
             "search",
             "Invoice",
-            json!({ "query": id, "searched": true, "invoice": invoice, "done": q.done }),
+            json!({ "query": id, "searched": true, "invoices": [invoice], "done": q.done }),
         ),
         Ok(None) => message_page(
             StatusCode::NOT_FOUND,
@@ -538,5 +548,9 @@ mod tests {
         assert_eq!(local_path(Some("https://evil.example/")), "/");
         assert_eq!(local_path(Some("/\\evil.example")), "/");
         assert_eq!(local_path(None), "/");
+        assert_eq!(
+            local_path(Some("/search?q=배 송")),
+            "/search?q=%EB%B0%B0%20%EC%86%A1"
+        );
     }
 }

@@ -403,3 +403,157 @@ fn time_key(at: i64, event_id: &str) -> Vec<u8> {
     k.extend_from_slice(event_id.as_bytes());
     k
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{PageBatch, Store};
+
+    fn event(id: &str, invoice: &str, order: &str, code: &str, at_ms: i64) -> Event {
+        let statuses = crate::status::StatusTable::new(&[], &[]);
+        let mut e = crate::samples::event(
+            EventType::StatusChanged,
+            &statuses,
+            chrono::DateTime::from_timestamp_millis(at_ms).unwrap(),
+        );
+        e.id = id.into();
+        e.invoice.invoice_id = invoice.into();
+        e.invoice.invoice_code = Some(code.into());
+        e.order.order_code = Some(order.into());
+        e.orders = vec![e.order.clone()];
+        e
+    }
+
+    fn commit(store: &Store, records: Vec<EventRecord>) {
+        store
+            .commit_page(&PageBatch {
+                history: records,
+                ..Default::default()
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn lookups_find_an_invoice_by_every_key_and_its_timeline_is_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), 8, &["erp"]).unwrap();
+        let e2 = event("g-1-2", "1", "20261201_000001", "601234567890", 2_000);
+        let e1 = event("g-1-1", "1", "20261201_000001", "601234567890", 1_000);
+        let other = event("g-2-1", "2", "20261201_000002", "609999999999", 1_500);
+        commit(
+            &store,
+            vec![
+                EventRecord::of(&e2, vec!["erp".into()], false),
+                EventRecord::of(&e1, vec!["erp".into()], false),
+                EventRecord::of(&other, vec![], false),
+            ],
+        );
+        let h = store.history();
+        let ids: Vec<String> = h
+            .timeline("1")
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        assert_eq!(ids, ["g-1-1", "g-1-2"], "oldest first");
+        for (q, matched) in [
+            ("1", "invoice_id"),
+            ("g-1-2", "event_id"),
+            (" 20261201_000001 ", "order_code"),
+            ("6012-3456-7890", "invoice_code"),
+        ] {
+            let hits = h.search(q).unwrap();
+            assert_eq!(
+                hits,
+                vec![Hit {
+                    invoice_id: "1".into(),
+                    matched
+                }],
+                "{q}"
+            );
+        }
+        assert!(h.search("20261201_00000").unwrap().is_empty(), "exact only");
+        assert!(h.search("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn personal_data_is_kept_masked_and_only_when_a_target_opted_in() {
+        let mut e = event("g-1-1", "1", "o", "c", 1_000);
+        e.receiver = Some(crate::poomgo::Person {
+            name: Some("홍길동".into()),
+            mobile: Some("010-1234-5678".into()),
+            ..Default::default()
+        });
+        let kept = String::from_utf8(EventRecord::of(&e, vec![], true).event).unwrap();
+        assert!(
+            kept.contains("010-****-5678") && kept.contains("홍*동"),
+            "{kept}"
+        );
+        assert!(!kept.contains("1234") && !kept.contains("홍길동"));
+        let left = String::from_utf8(EventRecord::of(&e, vec![], false).event).unwrap();
+        assert!(!left.contains("receiver"), "{left}");
+    }
+
+    #[test]
+    fn pruning_removes_old_events_their_attempts_and_keys_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), 8, &["erp"]).unwrap();
+        let old = event("g-1-1", "1", "O1", "111", 1_000);
+        let new = event("g-1-2", "1", "O1", "111", 5_000);
+        let gone = event("g-2-1", "2", "O2", "222", 1_000);
+        commit(
+            &store,
+            [&old, &new, &gone]
+                .into_iter()
+                .map(|e| EventRecord::of(e, vec!["erp".into()], false))
+                .collect(),
+        );
+        let attempt = |at| Attempt {
+            at,
+            outcome: AttemptOutcome::Delivered,
+            status: None,
+            detail: None,
+            next_at: None,
+        };
+        let h = store.history();
+        h.record_attempts([("g-1-1", "erp", attempt(1)), ("g-2-1", "erp", attempt(2))])
+            .unwrap();
+        assert_eq!(h.attempts("g-1-1").unwrap().len(), 1);
+        assert_eq!(h.prune(3_000).unwrap(), 2);
+        assert_eq!(h.len(), 1);
+        assert!(h.event("g-1-1").unwrap().is_none());
+        assert!(h.attempts("g-1-1").unwrap().is_empty());
+        assert!(h.attempts("g-2-1").unwrap().is_empty());
+        // Invoice 1 keeps its newer event and stays findable; invoice 2 is gone.
+        assert_eq!(h.search("O1").unwrap().len(), 1);
+        assert!(h.search("O2").unwrap().is_empty());
+        assert!(h.search("222").unwrap().is_empty());
+        assert_eq!(h.timeline("1").unwrap().len(), 1);
+        assert_eq!(h.prune(3_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_that_keeps_no_history_records_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s"), 8, &["erp"]).unwrap();
+        store.keep_history(false);
+        let e = event("g-1-1", "1", "O1", "111", 1_000);
+        commit(&store, vec![EventRecord::of(&e, vec![], false)]);
+        store
+            .history()
+            .record_attempts([(
+                "g-1-1",
+                "erp",
+                Attempt {
+                    at: 1,
+                    outcome: AttemptOutcome::Delivered,
+                    status: None,
+                    detail: None,
+                    next_at: None,
+                },
+            )])
+            .unwrap();
+        assert!(store.history().is_empty());
+        assert!(store.history().attempts("g-1-1").unwrap().is_empty());
+    }
+}

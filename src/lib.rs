@@ -27,8 +27,9 @@
 //!   commit and flush per page.
 //! - [`diff`]: pure change detection (what the store knows + what rows say →
 //!   snapshot + at most one event).
-//! - [`store`]: sled — snapshots, tombstones, outboxes, dead letters, meta
-//!   (generation, covered ranges, target states); one transaction per page;
+//! - [`store`]: sled — snapshots, tombstones, outboxes, dead letters, the
+//!   history, meta (generation, covered ranges, target states, recent
+//!   polls); one transaction per page;
 //!   private files; no write when the disk is nearly full.
 //! - [`event`]: the event model and its JSON; [`status`]: the status and
 //!   courier tables; [`samples`]: sample events of every kind, made by `diff`.
@@ -37,8 +38,13 @@
 //! - [`delivery`]: the queue ([`delivery::queue`]), the one driver
 //!   ([`delivery::driver`]), pace, digests, self-alerts, and one folder per
 //!   target kind ([`delivery::targets`]: Slack, JANDI, webhooks).
+//! - [`history`]: every event, the targets it was routed to and each
+//!   attempt, kept `history_days` and looked up by order code, tracking
+//!   number, invoice id or event id (recorded in the page's transaction).
 //! - [`operate`]: what operators do to the queue (list, show, replay, purge,
-//!   retry now), called by the CLI and by [`admin`], the daemon's JSON API.
+//!   retry now), and [`inspect`]: what they look at (overview, search,
+//!   timelines); both called by the CLI and by [`admin`], the daemon's JSON
+//!   API and access rules, whose pages are the [`console`].
 //! - [`daemon`]: `run` — cron ticks, delivery workers, alerts, shutdown,
 //!   `/healthz`, `/metrics`.
 //! - [`config`]: `config.toml` with `${VAR}` substitution and validation;

@@ -177,7 +177,18 @@ async fn in_chromium_an_operator_finds_an_order_and_replays_its_dead_letter_by_c
     }
     let dir = tempfile::tempdir().unwrap();
     let (daemon, _sim, erp, _wms) = console_daemon(dir.path(), Some(TOKEN)).await;
-    let refused = erp.got()[0].clone();
+    // The invoice with the longest timeline makes the best picture.
+    let got = erp.got();
+    let invoice_of = |g: &crate::support::Got| g.json()["invoice"]["invoiceId"].to_string();
+    let refused = got
+        .iter()
+        .max_by_key(|g| {
+            got.iter()
+                .filter(|o| invoice_of(o) == invoice_of(g))
+                .count()
+        })
+        .unwrap()
+        .clone();
     let event_id = refused.id().to_owned();
     let order_code = refused.json()["order"]["orderCode"]
         .as_str()

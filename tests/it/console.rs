@@ -65,17 +65,24 @@ include_personal_data = true
     }
     let daemon = Daemon::start_with(&config, &env).await;
     daemon.wait_healthy("the baseline").await;
-    sim.advance(AdvanceOptions {
-        steps: 2,
-        fraction: 0.5,
-        new_orders: 0,
-    });
-    eventually(
-        "events at both receivers",
-        Duration::from_secs(20),
-        || async { !erp.got().is_empty() && !wms.got().is_empty() },
-    )
-    .await;
+    // Two rounds of changes, polled apart, so timelines have several events.
+    for round in 1..=2 {
+        sim.advance(AdvanceOptions {
+            steps: 1,
+            fraction: 0.6,
+            new_orders: 0,
+        });
+        let before = wms.got().len();
+        eventually(
+            "events at both receivers",
+            Duration::from_secs(20),
+            || async { !erp.got().is_empty() && wms.got().len() > before },
+        )
+        .await;
+        if round == 1 {
+            tokio::time::sleep(Duration::from_millis(1200)).await;
+        }
+    }
     (daemon, sim, erp, wms)
 }
 
@@ -481,5 +488,59 @@ async fn listening_off_loopback_without_a_token_is_refused_at_start() {
     assert!(
         stderr.contains("admin.listen") && stderr.contains("admin.token"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_history_is_kept_for_history_days_and_pruned_with_the_rest() {
+    use poomgo_notifier::poll::{App, PollOptions, poll};
+    let sim = crate::support::simulator(40).await;
+    let rec = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let targets = format!(
+        "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\n",
+        rec.uri()
+    );
+    let text = crate::support::pipeline_toml(&sim, dir.path(), &targets)
+        .replace("cache_mb = 8", "cache_mb = 8\nhistory_days = 2");
+    let config =
+        poomgo_notifier::config::Config::parse(&text, "t.toml", dir.path().into(), &|_| None)
+            .unwrap();
+    let app = App::new(config).unwrap();
+    let now = chrono::Utc::now();
+    poll(&app, PollOptions::default(), now).await.unwrap();
+    assert!(
+        app.store.history().is_empty(),
+        "a silent baseline has no events"
+    );
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.5,
+        new_orders: 0,
+    });
+    let report = poll(&app, PollOptions::default(), now).await.unwrap();
+    assert!(report.events > 0);
+    assert_eq!(app.store.history().len() as u64, report.events);
+    // A day on: still there. Three days on: gone, with its index.
+    poll(
+        &app,
+        PollOptions::default(),
+        now + chrono::Duration::days(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(app.store.history().len() as u64, report.events);
+    poll(
+        &app,
+        PollOptions::default(),
+        now + chrono::Duration::days(3),
+    )
+    .await
+    .unwrap();
+    assert!(app.store.history().is_empty());
+    assert_eq!(
+        app.store.recent_polls().unwrap().len(),
+        4,
+        "every poll is listed for the overview"
     );
 }
