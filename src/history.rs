@@ -20,7 +20,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `history/events` | event id | [`EventRecord`] |
-//! | `history/attempts` | event id `\0` target `\0` id | [`Attempt`] |
+//! | `history/attempts` | detection time, event id `\0` target `\0` time n | [`Attempt`] |
 //! | `history/index` | `i\0`invoice`\0`time event id | — (an invoice's timeline) |
 //! | | `o\0`order code`\0`invoice | — (search by order code) |
 //! | | `c\0`tracking no.`\0`invoice | — (search by `invoiceCode`, digits only) |
@@ -128,6 +128,15 @@ pub struct PollRecord {
 /// Polls kept for the overview.
 pub const POLLS_KEPT: usize = 20;
 
+/// An attempt at one event's delivery to one target. `detected_at` is the
+/// event's (an outbox entry's `enqueued_at`): attempts are keyed by it.
+pub struct AttemptOf<'a> {
+    pub detected_at: i64,
+    pub event_id: &'a str,
+    pub target: &'a str,
+    pub attempt: Attempt,
+}
+
 /// What one attempt (or an operator's action) did to an event at a target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
@@ -172,7 +181,9 @@ pub struct History {
     attempts: Tree,
     pub(crate) index: Tree,
     pub(crate) time: Tree,
-    db: sled::Db,
+    /// The last part of an attempt's key, after its time: two attempts in
+    /// the same millisecond stay apart (seeded at random per process).
+    counter: std::sync::atomic::AtomicU32,
     /// Off when the config says `history_days = 0`.
     enabled: bool,
 }
@@ -192,7 +203,7 @@ impl History {
             attempts: db.open_tree("history/attempts")?,
             index: db.open_tree("history/index")?,
             time: db.open_tree("history/time")?,
-            db: db.clone(),
+            counter: fastrand::u32(..).into(),
             enabled: true,
         })
     }
@@ -205,26 +216,33 @@ impl History {
         self.enabled
     }
 
-    /// Appends attempts, `(event id, target, attempt)`, in one batch.
+    /// Appends attempts in one batch.
     pub fn record_attempts<'a>(
         &self,
-        attempts: impl IntoIterator<Item = (&'a str, &'a str, Attempt)>,
+        attempts: impl IntoIterator<Item = AttemptOf<'a>>,
     ) -> Result<(), StoreError> {
         if !self.enabled {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
-        let mut any = false;
-        for (event_id, target, attempt) in attempts {
-            let mut key = prefix2(event_id.as_bytes(), target.as_bytes());
-            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
-            batch.insert(key, encode(&attempt));
-            any = true;
-        }
-        if any {
-            self.attempts.apply_batch(batch)?;
+        // Plain inserts: sled 0.34's `apply_batch` takes a store-wide lock
+        // and costs more than a handful of lock-free inserts.
+        for a in attempts {
+            let mut key = attempts_prefix(a.detected_at, a.event_id);
+            key.extend_from_slice(a.target.as_bytes());
+            key.push(0);
+            key.extend_from_slice(&a.attempt.at.to_be_bytes());
+            let n = self
+                .counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            key.extend_from_slice(&n.to_be_bytes());
+            self.attempts.insert(key, encode(&a.attempt))?;
         }
         Ok(())
+    }
+
+    /// When `event_id` was detected, as the history recorded it.
+    pub fn detected_at(&self, event_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.event(event_id)?.map(|r| r.detected_at))
     }
 
     pub fn event(&self, event_id: &str) -> Result<Option<EventRecord>, StoreError> {
@@ -252,10 +270,9 @@ impl History {
         Ok(out)
     }
 
-    /// Every attempt at `event_id`, per target in the order made.
-    pub fn attempts(&self, event_id: &str) -> Result<Vec<(String, Attempt)>, StoreError> {
-        let mut prefix = event_id.as_bytes().to_vec();
-        prefix.push(0);
+    /// Every attempt at the event of `record`, per target in the order made.
+    pub fn attempts(&self, record: &EventRecord) -> Result<Vec<(String, Attempt)>, StoreError> {
+        let prefix = attempts_prefix(record.detected_at, &record.event_id);
         let mut out = Vec::new();
         for item in self.attempts.scan_prefix(&prefix) {
             let (key, value) = item?;
@@ -338,18 +355,21 @@ impl History {
                         self.index.remove(k)?;
                     }
                 }
-                let mut attempts = event_id.as_bytes().to_vec();
-                attempts.push(0);
-                let mut batch = sled::Batch::default();
-                for k in self.attempts.scan_prefix(&attempts).keys() {
-                    batch.remove(k?);
-                }
-                self.attempts.apply_batch(batch)?;
                 self.events.remove(event_id.as_bytes())?;
             }
             self.time.remove(&key)?;
             removed += 1;
         }
+        // Attempts are keyed by their event's detection time first.
+        let mut batch = sled::Batch::default();
+        for k in self
+            .attempts
+            .range(..before_ms.to_be_bytes().to_vec())
+            .keys()
+        {
+            batch.remove(k?);
+        }
+        self.attempts.apply_batch(batch)?;
         Ok(removed)
     }
 
@@ -369,17 +389,18 @@ pub fn tracking_number(s: &str) -> String {
     s.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
-fn prefix1(kind: u8, a: &str) -> Vec<u8> {
-    let mut k = vec![kind, 0];
-    k.extend_from_slice(a.as_bytes());
+/// An event's attempts: its detection time first, so attempts are written
+/// near the end of the tree (recent events) and pruned by range.
+fn attempts_prefix(detected_at: i64, event_id: &str) -> Vec<u8> {
+    let mut k = detected_at.to_be_bytes().to_vec();
+    k.extend_from_slice(event_id.as_bytes());
+    k.push(0);
     k
 }
 
-fn prefix2(a: &[u8], b: &[u8]) -> Vec<u8> {
-    let mut k = a.to_vec();
-    k.push(0);
-    k.extend_from_slice(b);
-    k.push(0);
+fn prefix1(kind: u8, a: &str) -> Vec<u8> {
+    let mut k = vec![kind, 0];
+    k.extend_from_slice(a.as_bytes());
     k
 }
 
@@ -516,14 +537,30 @@ mod tests {
             next_at: None,
         };
         let h = store.history();
-        h.record_attempts([("g-1-1", "erp", attempt(1)), ("g-2-1", "erp", attempt(2))])
-            .unwrap();
-        assert_eq!(h.attempts("g-1-1").unwrap().len(), 1);
+        fn of(e: &Event, attempt: Attempt) -> AttemptOf<'_> {
+            AttemptOf {
+                detected_at: e.detected_at.timestamp_millis(),
+                event_id: &e.id,
+                target: "erp",
+                attempt,
+            }
+        }
+        h.record_attempts([
+            of(&old, attempt(1)),
+            of(&gone, attempt(2)),
+            of(&new, attempt(3)),
+        ])
+        .unwrap();
+        let old_record = h.event("g-1-1").unwrap().unwrap();
+        let gone_record = h.event("g-2-1").unwrap().unwrap();
+        assert_eq!(h.attempts(&old_record).unwrap().len(), 1);
         assert_eq!(h.prune(3_000).unwrap(), 2);
         assert_eq!(h.len(), 1);
         assert!(h.event("g-1-1").unwrap().is_none());
-        assert!(h.attempts("g-1-1").unwrap().is_empty());
-        assert!(h.attempts("g-2-1").unwrap().is_empty());
+        assert!(h.attempts(&old_record).unwrap().is_empty());
+        assert!(h.attempts(&gone_record).unwrap().is_empty());
+        let kept = h.event("g-1-2").unwrap().unwrap();
+        assert_eq!(h.attempts(&kept).unwrap().len(), 1);
         // Invoice 1 keeps its newer event and stays findable; invoice 2 is gone.
         assert_eq!(h.search("O1").unwrap().len(), 1);
         assert!(h.search("O2").unwrap().is_empty());
@@ -541,19 +578,20 @@ mod tests {
         commit(&store, vec![EventRecord::of(&e, vec![], false)]);
         store
             .history()
-            .record_attempts([(
-                "g-1-1",
-                "erp",
-                Attempt {
+            .record_attempts([AttemptOf {
+                detected_at: 1_000,
+                event_id: "g-1-1",
+                target: "erp",
+                attempt: Attempt {
                     at: 1,
                     outcome: AttemptOutcome::Delivered,
                     status: None,
                     detail: None,
                     next_at: None,
                 },
-            )])
+            }])
             .unwrap();
         assert!(store.history().is_empty());
-        assert!(store.history().attempts("g-1-1").unwrap().is_empty());
+        assert_eq!(store.history().attempts.len(), 0);
     }
 }

@@ -244,7 +244,7 @@ pub fn invoice(
     let mut events = Vec::new();
     let mut last: Option<Event> = None;
     for record in &records {
-        let attempts = store.history().attempts(&record.event_id)?;
+        let attempts = store.history().attempts(record)?;
         let event: Option<Event> = serde_json::from_slice(&record.event).ok();
         events.push(timeline_event(
             store,

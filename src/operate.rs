@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::delivery::Target;
 use crate::delivery::driver::now_ms;
 use crate::delivery::queue::{DeadLetter, OutboxEntry};
-use crate::history::{Attempt, AttemptOutcome};
+use crate::history::{Attempt, AttemptOf, AttemptOutcome};
 use crate::store::{Store, StoreError};
 
 /// A pending entry, as listed.
@@ -215,21 +215,26 @@ pub fn replay(store: &Store, targets: &[Target], event_ids: &[String]) -> Result
 /// Adds what an operator did to each event's history.
 fn remember(store: &Store, done: &Done, outcome: AttemptOutcome) -> Result<(), StoreError> {
     let at = now_ms();
-    store
-        .history()
-        .record_attempts(done.entries.iter().map(|(target, id)| {
-            (
-                id.as_str(),
-                target.as_str(),
-                Attempt {
+    let history = store.history();
+    let mut attempts = Vec::new();
+    for (target, id) in &done.entries {
+        // An event the history no longer holds has no timeline to add to.
+        if let Some(detected_at) = history.detected_at(id)? {
+            attempts.push(AttemptOf {
+                detected_at,
+                event_id: id,
+                target,
+                attempt: Attempt {
                     at,
                     outcome,
                     status: None,
                     detail: None,
                     next_at: None,
                 },
-            )
-        }))
+            });
+        }
+    }
+    history.record_attempts(attempts)
 }
 
 /// Replays every dead letter (of one target, or all).

@@ -22,7 +22,7 @@ use super::digest::{self, Digest};
 use super::pace::Pace;
 use super::queue::{DeliveryError, ErrorKind, OutboxEntry, Queue, TargetState};
 use super::{Outcome, Sender, Target};
-use crate::history::{Attempt, AttemptOutcome, History};
+use crate::history::{Attempt, AttemptOf, AttemptOutcome, History};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
@@ -42,6 +42,9 @@ pub struct Round {
     /// Delivered entries not removed yet: removed together at the end of the
     /// round (a crash before that only means an at-least-once resend).
     done: Vec<u64>,
+    /// Their (event id, detected at) and when, for the history (written
+    /// with the removals).
+    delivered_at: Vec<(String, i64, i64)>,
 }
 
 /// Delivered webhook entries removed together (see [`round`]).
@@ -113,14 +116,41 @@ pub async fn round(
             REMOVE_EVERY
         };
         if round.done.len() >= every {
-            queue.delivered_all(&std::mem::take(&mut round.done))?;
+            remove_delivered(&queue, store.history(), target, &mut round)?;
         }
     }
-    queue.delivered_all(&std::mem::take(&mut round.done))?;
+    remove_delivered(&queue, store.history(), target, &mut round)?;
     if state != before {
         queue.set_state(&state)?;
     }
     Ok(round)
+}
+
+/// Removes the delivered entries of `round` and adds their attempts to the
+/// history, in one batch each.
+fn remove_delivered(
+    queue: &Queue<'_>,
+    history: &History,
+    target: &Target,
+    round: &mut Round,
+) -> Result<(), StoreError> {
+    if round.done.is_empty() {
+        return Ok(());
+    }
+    queue.delivered_all(&std::mem::take(&mut round.done))?;
+    let delivered = std::mem::take(&mut round.delivered_at);
+    history.record_attempts(delivered.iter().map(|(id, detected_at, at)| AttemptOf {
+        detected_at: *detected_at,
+        event_id: id,
+        target: &target.name,
+        attempt: Attempt {
+            at: *at,
+            outcome: AttemptOutcome::Delivered,
+            status: None,
+            detail: None,
+            next_at: None,
+        },
+    }))
 }
 
 type Group = (Vec<(u64, OutboxEntry)>, Option<Digest>);
@@ -189,30 +219,28 @@ fn apply(
             .collect::<Vec<_>>()
             .join(",")
     };
-    let record = |outcome, error: Option<&DeliveryError>, next_at: Option<i64>| {
-        history.record_attempts(entries.iter().map(|(_, e)| {
-            (
-                e.event_id.as_str(),
-                target.name.as_str(),
-                Attempt {
-                    at: now,
-                    outcome,
-                    status: error.and_then(|e| e.status),
-                    detail: error.map(ToString::to_string),
-                    next_at,
-                },
-            )
-        }))
-    };
-    match &outcome {
-        Outcome::Delivered => record(AttemptOutcome::Delivered, None, None)?,
-        Outcome::Dead { error, .. } => record(AttemptOutcome::Dead, Some(error), None)?,
-        // Recorded per entry below: each has its own schedule.
-        Outcome::Retry { .. } => {}
+    if let Outcome::Dead { error, .. } = &outcome {
+        history.record_attempts(entries.iter().map(|(_, e)| AttemptOf {
+            detected_at: e.enqueued_at,
+            event_id: &e.event_id,
+            target: &target.name,
+            attempt: Attempt {
+                at: now,
+                outcome: AttemptOutcome::Dead,
+                status: error.status,
+                detail: Some(error.to_string()),
+                next_at: None,
+            },
+        }))?;
     }
     match outcome {
         Outcome::Delivered => {
             round.done.extend(entries.iter().map(|(seq, _)| *seq));
+            round.delivered_at.extend(
+                entries
+                    .iter()
+                    .map(|(_, e)| (e.event_id.clone(), e.enqueued_at, now)),
+            );
             round.delivered += entries.len() as u64;
             crate::metrics::delivery(&target.name, "delivered", entries.len() as u64);
             if state.failing_since.is_some() || state.gone {
@@ -235,17 +263,18 @@ fn apply(
                         let next = now + wait.as_millis() as i64;
                         tracing::warn!(target = %target.name, event_id = %entry.event_id, attempt, reason = %error, retry_in_ms = wait.as_millis() as u64, "delivery failed; retrying later");
                         queue.retry_at(*seq, error.clone(), next)?;
-                        history.record_attempts([(
-                            entry.event_id.as_str(),
-                            target.name.as_str(),
-                            Attempt {
+                        history.record_attempts([AttemptOf {
+                            detected_at: entry.enqueued_at,
+                            event_id: &entry.event_id,
+                            target: &target.name,
+                            attempt: Attempt {
                                 at: now,
                                 outcome: AttemptOutcome::Retry,
                                 status: error.status,
                                 detail: Some(error.to_string()),
                                 next_at: Some(next),
                             },
-                        )])?;
+                        }])?;
                         round.retried += 1;
                         crate::metrics::delivery(&target.name, "retried", 1);
                     }
@@ -257,17 +286,18 @@ fn apply(
                             detail: format!("gave up after {attempt} attempts: {error}"),
                         };
                         tracing::error!(target = %target.name, event_id = %entry.event_id, reason = %exhausted, "delivery failed for good; moved to dead letters");
-                        history.record_attempts([(
-                            entry.event_id.as_str(),
-                            target.name.as_str(),
-                            Attempt {
+                        history.record_attempts([AttemptOf {
+                            detected_at: entry.enqueued_at,
+                            event_id: &entry.event_id,
+                            target: &target.name,
+                            attempt: Attempt {
                                 at: now,
                                 outcome: AttemptOutcome::Dead,
                                 status: exhausted.status,
                                 detail: Some(exhausted.to_string()),
                                 next_at: None,
                             },
-                        )])?;
+                        }])?;
                         queue.dead_letter(*seq, exhausted)?;
                         round.dead += 1;
                         crate::metrics::delivery(&target.name, "dead", 1);

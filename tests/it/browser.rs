@@ -27,8 +27,13 @@ struct Driver {
     _profile: tempfile::TempDir,
 }
 
+/// ChromeDriver runs in a process group of its own with the browser it
+/// starts, so a failed test leaves no Chromium behind.
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -37,8 +42,10 @@ impl Drop for Driver {
 impl Driver {
     async fn start() -> Driver {
         let port = free_port();
+        use std::os::unix::process::CommandExt;
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
