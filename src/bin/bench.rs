@@ -1,4 +1,4 @@
-//! `cargo run --release --bin bench -- [--orders N] [--runs R] [--latency-ms L] [--events E] [--skip-poll] [--skip-delivery]`
+//! `cargo run --release --bin bench -- [--orders N] [--runs R] [--latency-ms L] [--events E] [--skip-poll] [--skip-store] [--skip-delivery]`
 //!
 //! Prints one `name value unit` line per figure, each the median of `runs`.
 //! Everything runs on loopback. The simulator runs as its own process (the
@@ -19,7 +19,13 @@
 //! - `sled_bytes_per_invoice` after a baseline and 10 change polls;
 //! - `requests_per_hour_default_plan` and `requests_per_hour_full_rescan`
 //!   (every tick, the staleness the default plan gives recent changes), at a
-//!   5-minute cron.
+//!   5-minute cron; `requests_per_hour_every_tick_windows`: what the default
+//!   plan's every-tick windows alone cost, so no plan with their staleness
+//!   can do better than `full_rescan_vs_every_tick_windows`.
+//!
+//! Store figure: `store_baseline_commit_rate` (and `_cpu_rate`): N new
+//! snapshots committed through `Store::commit_page` in pages of 500, as a
+//! baseline poll writes them, without fetching or parsing.
 //!
 //! Delivery figures: `delivery_events_per_second` (N pending signed webhook
 //! events drained through the real driver: render, sign, send, durable
@@ -110,6 +116,24 @@ fn main() {
             arg("--latency-ms", 50),
         ));
     }
+    if !flag("--skip-store") {
+        let n = arg("--orders", 100_000);
+        let mut walls = Vec::new();
+        let mut cpus = Vec::new();
+        for _ in 0..runs {
+            let (wall, cpu) = store_commit(n);
+            walls.push(wall);
+            cpus.push(cpu);
+        }
+        println!(
+            "store_baseline_commit_rate {:.0} invoices/s",
+            n as f64 / median(walls)
+        );
+        println!(
+            "store_baseline_commit_cpu_rate {:.0} invoices/s",
+            n as f64 / median(cpus)
+        );
+    }
     if flag("--skip-delivery") {
         return;
     }
@@ -191,6 +215,64 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     assert_eq!(report.delivered as usize, n, "{report:?}");
     let after = plain_client(addr, bodies).await;
     (ours, (before + after) / 2.0)
+}
+
+/// A baseline's writes alone: `n` new snapshots committed through
+/// `Store::commit_page` in pages of 500, as a poll commits them. Returns
+/// (wall seconds, CPU seconds of this process).
+fn store_commit(n: usize) -> (f64, f64) {
+    use poomgo_notifier::diff::Snapshot;
+    use poomgo_notifier::poomgo::InvoiceId;
+    let dir = WorkDir::new();
+    let store =
+        poomgo_notifier::store::Store::open(&dir.path().join("store"), 64, &["erp"]).unwrap();
+    let pages: Vec<PageBatch> = (0..n)
+        .collect::<Vec<_>>()
+        .chunks(500)
+        .map(|chunk| PageBatch {
+            snapshots: chunk
+                .iter()
+                .map(|&i| {
+                    (
+                        InvoiceId((456_000 + i).to_string()),
+                        Snapshot {
+                            rev: 0,
+                            invoice_code: Some(Some(format!("38{:010}", i))),
+                            is_printed: Some(true),
+                            is_closed: Some(true),
+                            cargo_status_code_key: Some(Some(
+                                "INVOICE_CARGO_STATUS_DELIVERYCOMPLETED".into(),
+                            )),
+                            canceled: false,
+                            is_final: true,
+                            last_seen: 1_764_000_000,
+                            orders: Vec::new(),
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let cpu0 = process_cpu();
+    let started = Instant::now();
+    for page in &pages {
+        store.commit_page(page).unwrap();
+    }
+    (started.elapsed().as_secs_f64(), process_cpu() - cpu0)
+}
+
+/// User + system CPU seconds of this process so far.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Seconds for a plain reqwest client to post `bodies`, 4 at a time (the
@@ -408,7 +490,7 @@ windows = []
 created_every = 1
 [store]
 path = "{}"
-cache_mb = 64
+cache_mb = 16
 [[targets]]
 name = "erp"
 kind = "webhook"
@@ -488,13 +570,15 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
             .unwrap();
             let invoices = stats["invoices"].as_f64().unwrap();
             bytes_per_invoice = Some(dir_size(&work.path().join("store")) as f64 / invoices);
+            let (plan, every_tick) = plan_requests(&http, &sim.base, lookback, false).await;
+            let (full, _) = plan_requests(&http, &sim.base, lookback, true).await;
+            println!("requests_per_hour_default_plan {plan:.0} requests/h");
+            println!("requests_per_hour_full_rescan {full:.0} requests/h");
+            println!("requests_per_hour_every_tick_windows {every_tick:.0} requests/h");
+            println!("full_rescan_vs_default_plan {:.2} x", full / plan);
             println!(
-                "requests_per_hour_default_plan {:.0} requests/h",
-                plan_requests(&http, &sim.base, lookback, false).await
-            );
-            println!(
-                "requests_per_hour_full_rescan {:.0} requests/h",
-                plan_requests(&http, &sim.base, lookback, true).await
+                "full_rescan_vs_every_tick_windows {:.2} x",
+                full / every_tick
             );
         }
     }
@@ -527,13 +611,22 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 }
 
 /// Requests an hour at a 5-minute cron: the default plan's windows (each
-/// every Nth tick), or the whole created window every tick.
-async fn plan_requests(http: &reqwest::Client, base: &str, lookback: u32, full: bool) -> f64 {
+/// every Nth tick), or the whole created window every tick; and the part
+/// of that spent on the windows read every tick (what 5-minute staleness
+/// for new invoices and parcels in transit costs at the least, so the
+/// best any plan with that staleness can do against a full rescan).
+async fn plan_requests(
+    http: &reqwest::Client,
+    base: &str,
+    lookback: u32,
+    full: bool,
+) -> (f64, f64) {
     let url = format!("{base}{}", poomgo_notifier::poomgo::ORDERS_PATH);
     let now = chrono::Utc::now();
     let ticks_per_hour = 12.0;
     let specs = poomgo_notifier::poomgo::plan::PlanConfig::default().specs(lookback);
     let mut per_hour = 0.0;
+    let mut every_tick = 0.0;
     for spec in specs {
         if full && spec.name != poomgo_notifier::poomgo::plan::CREATED {
             continue;
@@ -564,6 +657,9 @@ async fn plan_requests(http: &reqwest::Client, base: &str, lookback: u32, full: 
             spec.name
         );
         per_hour += pages * ticks_per_hour / every;
+        if every == 1.0 {
+            every_tick += pages * ticks_per_hour;
+        }
     }
-    per_hour
+    (per_hour, every_tick)
 }
