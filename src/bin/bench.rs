@@ -490,7 +490,7 @@ windows = []
 created_every = 1
 [store]
 path = "{}"
-cache_mb = 16
+cache_mb = 64
 [[targets]]
 name = "erp"
 kind = "webhook"
