@@ -231,6 +231,28 @@ async fn in_chromium_an_operator_finds_an_order_and_replays_its_dead_letter_by_c
     let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-search.png");
     browser.screenshot(&shot).await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    // And on a phone: the same page at 390 px, nothing wider than the screen.
+    browser
+        .call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({ "width": 390, "height": 844 }),
+        )
+        .await;
+    let overflow = browser
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({ "script": "return document.documentElement.scrollWidth - document.documentElement.clientWidth;", "args": [] }),
+        )
+        .await;
+    assert!(
+        overflow.as_i64().unwrap_or(0) <= 0,
+        "the page scrolls sideways on a phone by {overflow} px"
+    );
+    browser
+        .screenshot(&shot.with_file_name("console-search-phone.png"))
+        .await;
 
     // Replay it from the dead letters page, by clicking.
     erp.set_default(Reply::status(200));
