@@ -275,6 +275,12 @@ impl Store {
             .map_err(open_err)?;
         private_files(path).map_err(|e| open_err(e.into()))?;
         let meta = db.open_tree("meta")?;
+        // A store from before the history (schema 2 without its trees).
+        let history_is_new = meta.get(META_SCHEMA)?.is_some()
+            && !db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == b"history/events");
         match meta.get(META_SCHEMA)? {
             Some(v) => {
                 let found =
@@ -301,6 +307,12 @@ impl Store {
             None => {
                 meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
             }
+        }
+        if history_is_new {
+            tracing::info!(
+                path = %path.display(),
+                "the event history (the console's timelines) starts now: events detected before this run have no timeline"
+            );
         }
         let generation = format!("g{:08x}", fastrand::u32(..));
         meta.insert(META_GENERATION, generation.as_bytes())?;
@@ -776,6 +788,36 @@ pub(crate) mod tests {
         assert_eq!(store.snapshot_count(), 1);
         assert!(first.starts_with('g') && first.len() == 9, "{first}");
         assert_ne!(store.generation(), first);
+    }
+
+    #[test]
+    fn a_store_from_before_the_history_gains_it_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+            assert!(!db.tree_names().iter().any(|n| n.starts_with(b"history/")));
+        }
+        let store = Store::open(&path, 8, &["a"]).unwrap();
+        assert!(store.history().is_empty());
+        let event = crate::samples::event(
+            crate::event::EventType::Printed,
+            &crate::status::StatusTable::new(&[], &[]),
+            chrono::Utc::now(),
+        );
+        store
+            .commit_page(&PageBatch {
+                history: vec![crate::history::EventRecord::of(&event, vec![], false)],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(store.history().len(), 1);
+        let hits = store.history().search(&event.invoice.invoice_id).unwrap();
+        assert_eq!(hits.len(), 1);
     }
 
     #[test]
