@@ -12,10 +12,13 @@
 //! - `raw_fetch`: the wall time of downloading exactly those pages with the
 //!   same client settings and concurrency, bodies discarded: the floor;
 //! - `parse_floor_cpu`: CPU time to parse the same bodies into rows, nothing else;
+//!   `download_cpu`: the CPU the raw fetch itself costs (HTTP, bodies), which
+//!   every poll pays on top of parsing;
 //! - `baseline_poll`, `change_poll` (about 1% of invoices changed, every
 //!   event signed and delivered), `idle_poll`: wall, RSS, CPU, and their
 //!   ratio to the raw fetch; `*_nolatency_cpu` with the latency off, against
-//!   the parse floor;
+//!   the parse floor; `idle_poll_warm_nolatency_cpu`: the same in a process
+//!   that has polled before (the daemon's case: sled's cache warm);
 //! - `sled_bytes_per_invoice` after a baseline and 10 change polls;
 //! - `requests_per_hour_default_plan` and `requests_per_hour_full_rescan`
 //!   (every tick, the staleness the default plan gives recent changes), at a
@@ -406,7 +409,7 @@ fn created_query(lookback: u32) -> poomgo_notifier::poomgo::Query {
 }
 
 /// (wall s of downloading every page, CPU s of parsing them).
-async fn raw_fetch(base: &str, lookback: u32) -> (f64, f64) {
+async fn raw_fetch(base: &str, lookback: u32) -> (f64, f64, f64) {
     let http =
         poomgo_notifier::http::client(Duration::from_secs(5), Duration::from_secs(30)).unwrap();
     let url = format!("{base}{}", poomgo_notifier::poomgo::ORDERS_PATH);
@@ -425,6 +428,7 @@ async fn raw_fetch(base: &str, lookback: u32) -> (f64, f64) {
             .send()
     };
     let started = Instant::now();
+    let cpu = process_cpu();
     let first = page(1).await.unwrap().bytes().await.unwrap();
     let mut parse = Duration::ZERO;
     let t = Instant::now();
@@ -449,7 +453,12 @@ async fn raw_fetch(base: &str, lookback: u32) -> (f64, f64) {
         parse += t.elapsed();
         drop(parsed);
     }
-    (started.elapsed().as_secs_f64(), parse.as_secs_f64())
+    let download_cpu = process_cpu() - cpu - parse.as_secs_f64();
+    (
+        started.elapsed().as_secs_f64(),
+        parse.as_secs_f64(),
+        download_cpu.max(0.0),
+    )
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -508,9 +517,10 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         )
         .unwrap();
         let cfg = config.to_str().unwrap();
-        let (raw, parse) = raw_fetch(&sim.base, lookback).await;
+        let (raw, parse, download) = raw_fetch(&sim.base, lookback).await;
         push("raw_fetch_s", raw);
         push("parse_floor_cpu_s", parse);
+        push("download_cpu_s", download);
         let (w, m, c, _) = timed(&["poll", "--config", cfg]);
         push("baseline_poll_s", w);
         push("baseline_poll_rss_mib", m);
@@ -586,6 +596,19 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
                 full / every_tick
             );
         }
+        // The daemon's case: an idle poll in a process that has polled
+        // before (its store cache warm), measured in this process.
+        let app = App::load(&config).unwrap();
+        let options = poomgo_notifier::poll::PollOptions::default();
+        poomgo_notifier::poll::poll(&app, options, chrono::Utc::now())
+            .await
+            .unwrap();
+        let before = process_cpu();
+        poomgo_notifier::poll::poll(&app, options, chrono::Utc::now())
+            .await
+            .unwrap();
+        push("idle_poll_warm_nolatency_cpu_s", process_cpu() - before);
+        drop(app);
     }
     let m = |k: &str| median(rows[k].clone());
     for (k, v) in &rows {
@@ -609,6 +632,14 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     println!(
         "change_poll_cpu_vs_parse_floor {:.2} x",
         m("change_poll_nolatency_cpu_s") / m("parse_floor_cpu_s")
+    );
+    println!(
+        "idle_poll_warm_cpu_vs_parse_floor {:.2} x",
+        m("idle_poll_warm_nolatency_cpu_s") / m("parse_floor_cpu_s")
+    );
+    println!(
+        "idle_poll_cpu_vs_download_and_parse {:.2} x",
+        m("idle_poll_nolatency_cpu_s") / (m("parse_floor_cpu_s") + m("download_cpu_s"))
     );
     if let Some(b) = bytes_per_invoice {
         println!("sled_bytes_per_invoice {b:.0} bytes");
