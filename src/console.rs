@@ -39,6 +39,10 @@ use crate::admin::{Admin, parse_older_than, wake};
 use crate::event::EventType;
 use crate::operate::{self, OpError};
 
+/// At most this many rows on the dead-letter and outbox pages (the count
+/// says how many there are; the API and the CLI list them all).
+const PAGE_ROWS: usize = 500;
+
 /// At most this many timelines on one search page (the rest are listed).
 const SEARCH_TIMELINES: usize = 5;
 
@@ -73,6 +77,12 @@ fn pages() -> &'static Handlebars<'static> {
     PAGES_REGISTRY.get_or_init(|| {
         // HTML escaping is handlebars' default and stays on.
         let mut h = Handlebars::new();
+        // {{kst time}}: an RFC 3339 time as Korea time, `2026-12-01 19:05`.
+        handlebars::handlebars_helper!(kst: |t: Json| t
+            .as_str()
+            .and_then(crate::render::kst)
+            .unwrap_or_default());
+        h.register_helper("kst", Box::new(kst));
         for (name, source) in PAGES {
             h.register_template_string(name, source)
                 .expect("the console templates compile (a unit test checks them)");
@@ -324,7 +334,9 @@ async fn dead_letters(State(admin): State<Admin>, Query(q): Query<PageQuery>) ->
             "dead_letters",
             "Dead letters",
             json!({
-                "list": list,
+                "count": list.len(),
+                "shown": list.len().min(PAGE_ROWS),
+                "list": &list[..list.len().min(PAGE_ROWS)],
                 "targets": target_names(&admin),
                 "target": target,
                 "done": q.done,
@@ -342,7 +354,9 @@ async fn outbox(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Respo
             "outbox",
             "Outbox",
             json!({
-                "list": list,
+                "count": list.len(),
+                "shown": list.len().min(PAGE_ROWS),
+                "list": &list[..list.len().min(PAGE_ROWS)],
                 "targets": target_names(&admin),
                 "target": target,
                 "done": q.done,
@@ -539,6 +553,17 @@ mod tests {
             .unwrap();
         assert!(out.contains("&lt;script&gt;"), "{out}");
         assert!(!out.contains("<script>alert"), "{out}");
+    }
+
+    #[test]
+    fn times_show_in_korea_time() {
+        let mut h = pages().clone();
+        h.register_template_string("t", "{{kst at}}|{{kst missing}}")
+            .unwrap();
+        let out = h
+            .render("t", &json!({ "at": "2026-12-01T10:05:00Z" }))
+            .unwrap();
+        assert_eq!(out, "2026-12-01 19:05|");
     }
 
     #[test]

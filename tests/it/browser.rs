@@ -212,6 +212,10 @@ async fn in_chromium_an_operator_finds_an_order_and_replays_its_dead_letter_by_c
         browser.source().await.contains("Last polls")
     })
     .await;
+    let shot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-search.png");
+    browser
+        .screenshot(&shot.with_file_name("console-overview.png"))
+        .await;
 
     // Search the order from the header's search box.
     browser
@@ -257,6 +261,9 @@ async fn in_chromium_an_operator_finds_an_order_and_replays_its_dead_letter_by_c
     // Replay it from the dead letters page, by clicking.
     erp.set_default(Reply::status(200));
     browser.go(&format!("{}/dead-letters", daemon.admin)).await;
+    browser
+        .screenshot(&shot.with_file_name("console-dead-letters.png"))
+        .await;
     browser
         .click(&format!("button[aria-label=\"Replay {event_id}\"]"))
         .await;
