@@ -8,8 +8,8 @@
 //! | `GET /api/status` | last polls, targets, the upstream's state |
 //! | `GET /api/search?q=` | invoices by order code, tracking number, invoice id or event id, with timelines |
 //! | `GET /api/invoices/{invoiceId}` | one invoice's timeline |
-//! | `GET /api/outbox?target=` | pending entries |
-//! | `GET /api/dead-letters?target=` | dead letters |
+//! | `GET /api/outbox?target=&limit=` | pending entries, oldest first |
+//! | `GET /api/dead-letters?target=&limit=` | dead letters, oldest first |
 //! | `GET /api/dead-letters/{eventId}` | one, with its event (personal data masked) |
 //! | `POST /api/dead-letters/{eventId}/replay` | replay one |
 //! | `POST /api/dead-letters/replay?target=` | replay all (of a target) |
@@ -282,6 +282,8 @@ struct Filter {
     seq: Option<u64>,
     older_than: Option<String>,
     q: Option<String>,
+    /// At most this many entries (oldest first); all when absent.
+    limit: Option<usize>,
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -346,20 +348,21 @@ async fn invoice(State(admin): State<Admin>, Path(id): Path<String>) -> Response
     }
 }
 
+fn limited<T>(list: Result<Vec<T>, OpError>, limit: Option<usize>) -> Result<Vec<T>, OpError> {
+    list.map(|mut l| {
+        l.truncate(limit.unwrap_or(usize::MAX));
+        l
+    })
+}
+
 async fn outbox(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    answer(operate::outbox(
-        &admin.app.store,
-        &admin.app.targets,
-        f.target.as_deref(),
-    ))
+    let list = operate::outbox(&admin.app.store, &admin.app.targets, f.target.as_deref());
+    answer(limited(list, f.limit))
 }
 
 async fn dead_letters(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    answer(operate::dead_letters(
-        &admin.app.store,
-        &admin.app.targets,
-        f.target.as_deref(),
-    ))
+    let list = operate::dead_letters(&admin.app.store, &admin.app.targets, f.target.as_deref());
+    answer(limited(list, f.limit))
 }
 
 async fn dead_letter(State(admin): State<Admin>, Path(id): Path<String>) -> Response {

@@ -288,6 +288,12 @@ async fn the_api_answers_what_happened_to_an_order_and_replays_with_the_original
     assert_eq!(targets, ["erp", "wms"]);
     assert!(status["history_events"].as_u64().unwrap() >= wms_ids.len() as u64);
 
+    // Lists can be limited (a long outage can leave many thousands).
+    let all = api(&daemon, "/api/dead-letters").await;
+    let two = api(&daemon, "/api/dead-letters?limit=2").await;
+    assert!(all.as_array().unwrap().len() > 2, "{all}");
+    assert_eq!(two.as_array().unwrap()[..], all.as_array().unwrap()[..2]);
+
     // Monitors need no token.
     assert_eq!(daemon.get("/healthz").await.0, 200);
     assert_eq!(daemon.get("/metrics").await.0, 200);
