@@ -200,7 +200,7 @@ fn default_retention_days() -> u32 {
     30
 }
 fn default_cache_mb() -> u64 {
-    64
+    32
 }
 fn default_min_free_mb() -> u64 {
     crate::store::DEFAULT_MIN_FREE_MB
@@ -697,7 +697,7 @@ mod tests {
             (500, 14, 2)
         );
         assert_eq!(c.poomgo.request_timeout, Duration::from_secs(30));
-        assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 64));
+        assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 32));
         assert_eq!(c.poomgo.api_key.expose_secret(), "secret-key-value");
     }
 

@@ -179,7 +179,6 @@ base_url = "http://127.0.0.1:9"
 api_key = "unused"
 [store]
 path = "{}"
-cache_mb = 64
 [[targets]]
 name = "erp"
 kind = "webhook"
@@ -228,7 +227,7 @@ fn store_commit(n: usize) -> (f64, f64) {
     use poomgo_notifier::poomgo::InvoiceId;
     let dir = WorkDir::new();
     let store =
-        poomgo_notifier::store::Store::open(&dir.path().join("store"), 64, &["erp"]).unwrap();
+        poomgo_notifier::store::Store::open(&dir.path().join("store"), 32, &["erp"]).unwrap();
     let pages: Vec<PageBatch> = (0..n)
         .collect::<Vec<_>>()
         .chunks(500)
@@ -504,7 +503,6 @@ windows = []
 created_every = 1
 [store]
 path = "{}"
-cache_mb = 64
 [[targets]]
 name = "erp"
 kind = "webhook"
