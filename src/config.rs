@@ -98,7 +98,8 @@ pub struct PoomgoConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    #[serde(default)]
+    /// `127.0.0.1:9464`, or a port alone (`9464`), which binds to loopback.
+    #[serde(default, deserialize_with = "listen_address")]
     pub listen: Option<std::net::SocketAddr>,
     /// When set, every console page and API call needs it (`Authorization:
     /// Bearer`, or the console's sign-in cookie).
@@ -216,6 +217,30 @@ pub(crate) fn optional_secret<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<SecretString>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.map(SecretString::from))
+}
+
+/// `admin.listen`: an address with a port, or a port alone (loopback).
+fn listen_address<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::net::SocketAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Listen {
+        Port(u16),
+        Text(String),
+    }
+    let loopback = |port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    match Listen::deserialize(d)? {
+        Listen::Port(port) => Ok(Some(loopback(port))),
+        Listen::Text(t) => match t.trim().parse::<u16>() {
+            Ok(port) => Ok(Some(loopback(port))),
+            Err(_) => t.trim().parse().map(Some).map_err(|_| {
+                de::Error::custom(format!(
+                    "`{t}` is not an address like \"127.0.0.1:9464\" or a port like \"9464\" (which listens on loopback)"
+                ))
+            }),
+        },
+    }
 }
 
 fn parse_duration<E: de::Error>(s: &str) -> Result<Duration, E> {
@@ -699,6 +724,31 @@ mod tests {
         assert_eq!(c.poomgo.request_timeout, Duration::from_secs(30));
         assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 32));
         assert_eq!(c.poomgo.api_key.expose_secret(), "secret-key-value");
+    }
+
+    #[test]
+    fn the_admin_listener_takes_an_address_or_a_port_on_loopback() {
+        for (value, want) in [
+            ("9464", "127.0.0.1:9464"),
+            ("\"9464\"", "127.0.0.1:9464"),
+            ("\"127.0.0.1:9000\"", "127.0.0.1:9000"),
+            ("\"[::1]:9000\"", "[::1]:9000"),
+        ] {
+            let c = parse(&format!("{MINIMAL}[admin]\nlisten = {value}\n")).unwrap();
+            assert_eq!(c.admin.listen.unwrap().to_string(), want, "{value}");
+        }
+        let e = parse(&format!("{MINIMAL}[admin]\nlisten = \"localhost\"\n")).unwrap_err();
+        assert!(e.contains("admin.listen") && e.contains("9464"), "{e}");
+        // Off loopback without a token: refused, naming both keys.
+        let e = parse(&format!("{MINIMAL}[admin]\nlisten = \"0.0.0.0:9464\"\n")).unwrap_err();
+        assert!(
+            e.contains("admin.listen") && e.contains("admin.token"),
+            "{e}"
+        );
+        let ok = parse(&format!(
+            "{MINIMAL}[admin]\nlisten = \"0.0.0.0:9464\"\ntoken = \"${{KEY}}\"\n"
+        ));
+        assert!(ok.is_ok(), "{ok:?}");
     }
 
     #[test]
