@@ -321,19 +321,8 @@ const SEARCH_TIMELINES: usize = 20;
 async fn search(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
     let q = f.q.unwrap_or_default();
     let app = &admin.app;
-    let result = inspect::search(&app.store, &q).and_then(|found| {
-        let mut results = Vec::new();
-        for (i, f) in found.into_iter().enumerate() {
-            let mut v = serde_json::to_value(&f).unwrap_or_default();
-            if i < SEARCH_TIMELINES {
-                let timeline = inspect::invoice(&app.store, app.sender.renderer(), &f.invoice_id)?;
-                v["invoice"] = serde_json::to_value(timeline).unwrap_or_default();
-            }
-            results.push(v);
-        }
-        Ok(json!({ "query": q.trim(), "results": results }))
-    });
-    answer(result)
+    let found = inspect::search(&app.store, app.sender.renderer(), &q, SEARCH_TIMELINES);
+    answer(found.map(|results| json!({ "query": q.trim(), "results": results })))
 }
 
 async fn invoice(State(admin): State<Admin>, Path(id): Path<String>) -> Response {

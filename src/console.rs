@@ -273,19 +273,13 @@ async fn logout(State(admin): State<Admin>, Form(form): Form<CsrfForm>) -> Respo
 async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
     let query = q.q.unwrap_or_default();
     let app = &admin.app;
-    let found = match crate::inspect::search(&app.store, &query) {
-        Ok(found) => found,
-        Err(e) => return failed(e),
-    };
     // The timelines right here: an order is often a few parcels.
-    let mut invoices = Vec::new();
-    for f in found.iter().take(SEARCH_TIMELINES) {
-        match crate::inspect::invoice(&app.store, app.sender.renderer(), &f.invoice_id) {
-            Ok(Some(v)) => invoices.push(v),
-            Ok(None) => {}
+    let found =
+        match crate::inspect::search(&app.store, app.sender.renderer(), &query, SEARCH_TIMELINES) {
+            Ok(found) => found,
             Err(e) => return failed(e),
-        }
-    }
+        };
+    let invoices: Vec<_> = found.iter().filter_map(|f| f.invoice.as_ref()).collect();
     render(
         &admin,
         "search",
@@ -326,44 +320,43 @@ fn target_names(admin: &Admin) -> Vec<&str> {
     admin.app.targets.iter().map(|t| t.name.as_str()).collect()
 }
 
-async fn dead_letters(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
-    let target = q.target.filter(|t| !t.is_empty());
-    match operate::dead_letters(&admin.app.store, &admin.app.targets, target.as_deref()) {
+/// A page listing one of the queues (at most [`PAGE_ROWS`] rows).
+fn queue_page<T: serde::Serialize>(
+    admin: &Admin,
+    page: &str,
+    title: &str,
+    target: Option<String>,
+    done: Option<String>,
+    list: Result<Vec<T>, OpError>,
+) -> Response {
+    match list {
         Ok(list) => render(
-            &admin,
-            "dead_letters",
-            "Dead letters",
+            admin,
+            page,
+            title,
             json!({
                 "count": list.len(),
                 "shown": list.len().min(PAGE_ROWS),
                 "list": &list[..list.len().min(PAGE_ROWS)],
-                "targets": target_names(&admin),
+                "targets": target_names(admin),
                 "target": target,
-                "done": q.done,
+                "done": done,
             }),
         ),
         Err(e) => failed(e),
     }
 }
 
+async fn dead_letters(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+    let target = q.target.filter(|t| !t.is_empty());
+    let list = operate::dead_letters(&admin.app.store, &admin.app.targets, target.as_deref());
+    queue_page(&admin, "dead_letters", "Dead letters", target, q.done, list)
+}
+
 async fn outbox(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
     let target = q.target.filter(|t| !t.is_empty());
-    match operate::outbox(&admin.app.store, &admin.app.targets, target.as_deref()) {
-        Ok(list) => render(
-            &admin,
-            "outbox",
-            "Outbox",
-            json!({
-                "count": list.len(),
-                "shown": list.len().min(PAGE_ROWS),
-                "list": &list[..list.len().min(PAGE_ROWS)],
-                "targets": target_names(&admin),
-                "target": target,
-                "done": q.done,
-            }),
-        ),
-        Err(e) => failed(e),
-    }
+    let list = operate::outbox(&admin.app.store, &admin.app.targets, target.as_deref());
+    queue_page(&admin, "outbox", "Outbox", target, q.done, list)
 }
 
 async fn preview(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {

@@ -138,11 +138,22 @@ pub struct Found {
     pub status: Option<String>,
     pub events: usize,
     pub last_event_at: Option<String>,
+    /// The timeline, for the first hits (see [`search`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoice: Option<InvoiceView>,
 }
 
 /// The invoices `query` names (order code, tracking number, invoice id or
 /// event id; exact, trimmed; dashes in a tracking number ignored).
-pub fn search(store: &Store, query: &str) -> Result<Vec<Found>, OpError> {
+///
+/// The first `timelines` hits carry their whole timeline (`invoice`); each
+/// hit's history is read once either way.
+pub fn search(
+    store: &Store,
+    renderer: &Renderer,
+    query: &str,
+    timelines: usize,
+) -> Result<Vec<Found>, OpError> {
     let mut hits = store.history().search(query)?;
     let q = query.trim();
     if !q.is_empty()
@@ -156,20 +167,25 @@ pub fn search(store: &Store, query: &str) -> Result<Vec<Found>, OpError> {
         });
     }
     let mut out = Vec::new();
-    for hit in hits {
-        let events = store.history().timeline(&hit.invoice_id)?;
-        let last = events.last();
-        out.push(Found {
+    for (i, hit) in hits.into_iter().enumerate() {
+        let records = store.history().timeline(&hit.invoice_id)?;
+        let last = records.last();
+        let mut found = Found {
             order_codes: last.map(|r| r.order_codes.clone()).unwrap_or_default(),
             invoice_code: last.and_then(|r| r.invoice_code.clone()),
             status: last
                 .and_then(|r| serde_json::from_slice::<Event>(&r.event).ok())
                 .map(|e| e.invoice.status.label),
-            events: events.len(),
+            events: records.len(),
             last_event_at: last.map(|r| time(r.detected_at)),
+            invoice: None,
             invoice_id: hit.invoice_id,
             matched: hit.matched,
-        });
+        };
+        if i < timelines {
+            found.invoice = view(store, renderer, &found.invoice_id, &records)?;
+        }
+        out.push(found);
     }
     Ok(out)
 }
@@ -237,13 +253,23 @@ pub fn invoice(
     invoice_id: &str,
 ) -> Result<Option<InvoiceView>, OpError> {
     let records = store.history().timeline(invoice_id)?;
+    view(store, renderer, invoice_id, &records)
+}
+
+/// The view of `invoice_id` from its history `records`.
+fn view(
+    store: &Store,
+    renderer: &Renderer,
+    invoice_id: &str,
+    records: &[EventRecord],
+) -> Result<Option<InvoiceView>, OpError> {
     let tracked = store.snapshot(&InvoiceId(invoice_id.to_owned()))?.is_some();
     if records.is_empty() && !tracked {
         return Ok(None);
     }
     let mut events = Vec::new();
     let mut last: Option<Event> = None;
-    for record in &records {
+    for record in records {
         let attempts = store.history().attempts(record)?;
         let event: Option<Event> = serde_json::from_slice(&record.event).ok();
         events.push(timeline_event(

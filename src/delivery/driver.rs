@@ -39,12 +39,20 @@ pub struct Round {
     pub next_at: Option<i64>,
     /// The last failure, worded for a person.
     pub last_failure: Option<String>,
-    /// Delivered entries not removed yet: removed together at the end of the
-    /// round (a crash before that only means an at-least-once resend).
-    done: Vec<u64>,
-    /// Their (event id, detected at) and when, for the history (written
-    /// with the removals).
-    delivered_at: Vec<(String, i64, i64)>,
+    /// Delivered entries not removed yet: removed (and their attempts added
+    /// to the history) together, a few at a time (a crash before that only
+    /// means an at-least-once resend).
+    done: Vec<Delivered>,
+}
+
+/// A delivered entry waiting for its removal.
+#[derive(Debug, Clone)]
+struct Delivered {
+    seq: u64,
+    event_id: String,
+    /// The event's detection time (its history key).
+    detected_at: i64,
+    at: i64,
 }
 
 /// Delivered webhook entries removed together (see [`round`]).
@@ -137,14 +145,15 @@ fn remove_delivered(
     if round.done.is_empty() {
         return Ok(());
     }
-    queue.delivered_all(&std::mem::take(&mut round.done))?;
-    let delivered = std::mem::take(&mut round.delivered_at);
-    history.record_attempts(delivered.iter().map(|(id, detected_at, at)| AttemptOf {
-        detected_at: *detected_at,
-        event_id: id,
+    let done = std::mem::take(&mut round.done);
+    let seqs: Vec<u64> = done.iter().map(|d| d.seq).collect();
+    queue.delivered_all(&seqs)?;
+    history.record_attempts(done.iter().map(|d| AttemptOf {
+        detected_at: d.detected_at,
+        event_id: &d.event_id,
         target: &target.name,
         attempt: Attempt {
-            at: *at,
+            at: d.at,
             outcome: AttemptOutcome::Delivered,
             status: None,
             detail: None,
@@ -235,12 +244,12 @@ fn apply(
     }
     match outcome {
         Outcome::Delivered => {
-            round.done.extend(entries.iter().map(|(seq, _)| *seq));
-            round.delivered_at.extend(
-                entries
-                    .iter()
-                    .map(|(_, e)| (e.event_id.clone(), e.enqueued_at, now)),
-            );
+            round.done.extend(entries.iter().map(|(seq, e)| Delivered {
+                seq: *seq,
+                event_id: e.event_id.clone(),
+                detected_at: e.enqueued_at,
+                at: now,
+            }));
             round.delivered += entries.len() as u64;
             crate::metrics::delivery(&target.name, "delivered", entries.len() as u64);
             if state.failing_since.is_some() || state.gone {
