@@ -86,6 +86,52 @@ include_personal_data = true
     (daemon, sim, erp, wms)
 }
 
+/// The CSRF token a console page's forms carry.
+fn csrf_of(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no CSRF field in {html}"))
+        .to_owned()
+}
+
+/// Signs in to the console; returns the `Cookie` header value.
+async fn sign_in(daemon: &Daemon) -> String {
+    let r = http()
+        .post(format!("{}/login", daemon.admin))
+        .form(&[("token", TOKEN), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// GET a console page with the session cookie: (status, body).
+async fn page(daemon: &Daemon, session: &str, path: &str) -> (u16, String) {
+    let r = http()
+        .get(format!("{}{path}", daemon.admin))
+        .header("Cookie", session)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// POST a console form with the session cookie; returns the status.
+async fn submit(daemon: &Daemon, session: &str, path: &str, form: &[(&str, &str)]) -> u16 {
+    http()
+        .post(format!("{}{path}", daemon.admin))
+        .header("Cookie", session)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -353,33 +399,25 @@ async fn the_console_signs_in_with_a_cookie_and_its_forms_need_the_csrf_token() 
     assert!(!cookie.contains(TOKEN));
     let session = cookie.split(';').next().unwrap().to_owned();
 
-    let page = |path: String| {
-        let session = session.clone();
-        let admin = daemon.admin.clone();
-        async move {
-            let r = http()
-                .get(format!("{admin}{path}"))
-                .header("Cookie", session)
-                .send()
-                .await
-                .unwrap();
-            (r.status().as_u16(), r.text().await.unwrap())
-        }
-    };
-    let (status, html) = page(format!("/search?q={order_code}")).await;
+    let (status, html) = page(&daemon, &session, &format!("/search?q={order_code}")).await;
     assert_eq!(status, 200);
     assert!(
         html.contains(&order_code) && html.contains(&event_id),
         "{html}"
     );
     assert!(!html.contains(TOKEN), "the token is never in a page");
-    let (status, overview) = page("/".into()).await;
+    let (status, overview) = page(&daemon, &session, "/").await;
     assert_eq!(status, 200);
     assert!(overview.contains("erp") && overview.contains("Last polls"));
-    let (status, dead) = page("/dead-letters".into()).await;
+    let (status, dead) = page(&daemon, &session, "/dead-letters").await;
     assert_eq!(status, 200);
     assert!(dead.contains(&event_id));
-    let (status, preview) = page("/preview?target=wms&type=invoice.canceled".into()).await;
+    let (status, preview) = page(
+        &daemon,
+        &session,
+        "/preview?target=wms&type=invoice.canceled",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(preview.contains("invoice.canceled"));
 
@@ -393,12 +431,7 @@ async fn the_console_signs_in_with_a_cookie_and_its_forms_need_the_csrf_token() 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let csrf = dead
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&dead);
     let r = http()
         .post(&replay)
         .header("Cookie", &session)
@@ -549,4 +582,153 @@ async fn the_history_is_kept_for_history_days_and_pruned_with_the_rest() {
         4,
         "every poll is listed for the overview"
     );
+}
+
+#[tokio::test]
+async fn the_console_forms_retry_replay_all_and_purge_and_preview_shows_block_kit() {
+    let sim = sim(60).await;
+    let erp = Recorder::start(Reply::status(400)).await;
+    let wms = Recorder::start(Reply::status(400)).await;
+    let cs = Recorder::start(Reply::status(503)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_with(
+        &sim,
+        dir.path(),
+        &format!(
+            r#"
+[admin]
+listen = "127.0.0.1:{port}"
+token = "${{ADMIN_TOKEN}}"
+[[targets]]
+name = "erp"
+kind = "webhook"
+url = "{erp}/erp"
+[[targets]]
+name = "wms"
+kind = "webhook"
+url = "{wms}/wms"
+[[targets]]
+name = "cs"
+kind = "slack"
+url = "{cs}/services/T0/B0/X"
+retry_schedule = ["1h"]
+"#,
+            port = free_port(),
+            erp = erp.uri(),
+            wms = wms.uri(),
+            cs = cs.uri(),
+        ),
+    );
+    let daemon = Daemon::start_with(
+        &config,
+        &[("POOMGO_API_KEY", API_KEY), ("ADMIN_TOKEN", TOKEN)],
+    )
+    .await;
+    daemon.wait_healthy("the baseline").await;
+    sim.advance(AdvanceOptions {
+        steps: 1,
+        fraction: 0.5,
+        new_orders: 0,
+    });
+    eventually(
+        "a first attempt everywhere",
+        Duration::from_secs(20),
+        || async { !erp.got().is_empty() && !wms.got().is_empty() && !cs.got().is_empty() },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let session = sign_in(&daemon).await;
+
+    // Outbox: the Slack target's entries wait an hour; "retry now" sends them.
+    let (status, outbox) = page(&daemon, &session, "/outbox?target=cs").await;
+    assert_eq!(status, 200);
+    assert!(
+        outbox.contains("Retry now") && outbox.contains("HTTP 503"),
+        "{outbox}"
+    );
+    let csrf = csrf_of(&outbox);
+    cs.set_default(Reply::status(200));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("target", "cs"),
+        ("back", "/outbox"),
+    ];
+    assert_eq!(submit(&daemon, &session, "/outbox/retry", &form).await, 303);
+    eventually("retried now", Duration::from_secs(10), || async {
+        !cs.accepted().is_empty()
+    })
+    .await;
+
+    // Preview of the Slack target: Block Kit JSON and the readable text.
+    let (_, preview) = page(
+        &daemon,
+        &session,
+        "/preview?target=cs&type=invoice.status_changed",
+    )
+    .await;
+    assert!(
+        preview.contains("Block Kit JSON") && preview.contains("&quot;blocks&quot;"),
+        "{preview}"
+    );
+    assert!(preview.contains("As a person reads it"), "{preview}");
+
+    // Replay all of one target; purge the other's.
+    let dead = |target: &'static str| {
+        let admin = daemon.admin.clone();
+        async move {
+            http()
+                .get(format!("{admin}/api/dead-letters?target={target}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    let erp_dead = dead("erp").await;
+    let wms_dead = dead("wms").await;
+    assert!(erp_dead > 0 && wms_dead > 0);
+    erp.set_default(Reply::status(200));
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("target", "erp"),
+        ("back", "/dead-letters"),
+    ];
+    assert_eq!(
+        submit(&daemon, &session, "/dead-letters/replay", &form).await,
+        303
+    );
+    eventually(
+        "every ERP dead letter replayed",
+        Duration::from_secs(10),
+        || async { erp.accepted().len() == erp_dead },
+    )
+    .await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("target", "wms"),
+        ("older_than", "0s"),
+        ("back", "/dead-letters"),
+    ];
+    assert_eq!(
+        submit(&daemon, &session, "/dead-letters/purge", &form).await,
+        303
+    );
+    assert_eq!((dead("erp").await, dead("wms").await), (0, 0));
+    // The purge is in the timeline.
+    let purged_invoice = wms.got()[0].json()["invoice"]["invoiceId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invoice = api(&daemon, &format!("/api/invoices/{purged_invoice}")).await;
+    assert!(invoice.to_string().contains("\"purged\""), "{invoice:#}");
+    assert_eq!(wms.accepted().len(), 0, "a purge sends nothing");
+
+    let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
 }
