@@ -623,6 +623,25 @@ mod tests {
     }
 
     #[test]
+    fn retry_now_of_one_entry_touches_only_that_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir);
+        let q = store.queue("t").unwrap();
+        let seqs: Vec<u64> = q.pending(4).unwrap().iter().map(|(s, _)| *s).collect();
+        for &seq in &seqs {
+            q.retry_at(seq, error(500), 9_999).unwrap();
+        }
+        assert_eq!(q.retry_now(Some(seqs[1]), 10).unwrap(), 1);
+        let next: Vec<i64> = q
+            .pending(4)
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.next_attempt_at)
+            .collect();
+        assert_eq!(next, [9_999, 10, 9_999, 9_999]);
+    }
+
+    #[test]
     fn schema_1_entries_are_read_and_due_at_once() {
         let old = (
             "456000-1".to_owned(),
