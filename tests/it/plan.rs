@@ -63,7 +63,7 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
         .await
         .unwrap();
     assert!(r.baseline && r.is_complete(), "{:?}", r.failure());
-    assert_eq!(r.windows.len(), 5, "every window is read the first time");
+    assert_eq!(r.windows.len(), 6, "every window is read the first time");
 
     // Packed today: the invoice is assigned now.
     let invoice = sim.with_merchant(|m| {
@@ -86,7 +86,7 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
     let r = poll(&app, PollOptions::default(), Utc::now())
         .await
         .unwrap();
-    assert_eq!(r.windows, ["assigned-today", "closed-recent"]);
+    assert_eq!(r.windows, ["assigned-today", "closed-today"]);
     deliver_all(&app).await.unwrap();
     let got = events(&rec);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -202,17 +202,20 @@ async fn each_tier_is_read_when_due_and_overlaps_count_once() {
     let at = |minutes: i64| t0 + Duration::minutes(minutes) + Duration::seconds(1);
     let read =
         |r: &poomgo_notifier::poll::PollReport| r.windows.iter().cloned().collect::<HashSet<_>>();
-    let tick = ["assigned-today", "closed-recent"];
+    let tick = ["assigned-today", "closed-today"];
     let expect = |minutes, extra: &[&str]| {
         let set: HashSet<String> = tick.iter().chain(extra).map(|s| s.to_string()).collect();
         (minutes, set)
     };
     let schedule = [
         expect(5, &[]),
-        expect(15, &["assigned"]),
+        expect(15, &["closed-yesterday"]),
         expect(20, &[]),
-        expect(30, &["assigned", "closed"]),
-        expect(60, &["assigned", "closed", "created"]),
+        expect(30, &["closed-yesterday", "assigned"]),
+        expect(60, &["closed-yesterday", "assigned"]),
+        expect(120, &["closed-yesterday", "assigned", "closed"]),
+        expect(125, &[]),
+        expect(240, &["closed-yesterday", "assigned", "closed", "created"]),
     ];
     for (minutes, windows) in schedule {
         let r = poll(&app, PollOptions::default(), at(minutes))
@@ -226,9 +229,9 @@ async fn each_tier_is_read_when_due_and_overlaps_count_once() {
             full: true,
             ..PollOptions::default()
         },
-        at(61),
+        at(241),
     )
     .await
     .unwrap();
-    assert_eq!(full.windows.len(), 5, "--full reads every window");
+    assert_eq!(full.windows.len(), 6, "--full reads every window");
 }
