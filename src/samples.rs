@@ -63,6 +63,7 @@ fn snapshot(printed: bool, closed: bool, cargo: Option<&str>) -> Snapshot {
         is_final: false,
         last_seen: 0,
         orders: Vec::new(),
+        vouched_by: None,
     }
 }
 
@@ -129,6 +130,7 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
             invoice: &seen,
             rows: &[&row],
             canceled,
+            row_digest: None,
         },
         &ctx,
     )

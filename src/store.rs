@@ -5,6 +5,7 @@
 //! |-------------------|--------------------------|-------|
 //! | `snapshots`       | invoice id (UTF-8)       | [`Snapshot`] |
 //! | `tombstones`      | invoice id (UTF-8)       | last revision (u64 big-endian) of a pruned invoice |
+//! | `rows`            | row digest (u128 big-endian) | [`KnownRowRecord`]: the day it was vouched for, its invoice ids |
 //! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] (see [`crate::delivery::queue`]) |
 //! | `dead/<target>`   | sequence (u64 big-endian) | [`crate::delivery::queue::DeadLetter`] |
 //! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, target states, alert times |
@@ -31,6 +32,13 @@
 //! transaction, so entries keep the order in which changes were detected
 //! (which is what keeps one invoice's events in order for a target).
 //!
+//! **Known rows.** A row whose every invoice was diffed and committed
+//! through that row alone is recorded by the digest of its exact bytes,
+//! after the pages that committed its snapshots ([`Store::vouch`]). Until the end of that Korea-time
+//! day, a row with the same bytes is known to change nothing and the poll
+//! does not parse or diff it (see [`crate::poll`]). Records from before
+//! yesterday are pruned with the snapshots.
+//!
 //! sled's default page cache is 1 GiB; it is sized from `store.cache_mb`.
 //! sled takes a file lock, so two processes can never share a store.
 
@@ -46,18 +54,22 @@ use crate::delivery::queue::OutboxEntry;
 use crate::diff::Snapshot;
 use crate::poomgo::InvoiceId;
 
-/// The layout this binary writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+/// The layout this binary writes and reads (3: snapshots say which row
+/// vouched for them, and the `rows` tree).
+pub const SCHEMA_VERSION: u32 = 3;
 /// The version byte in front of every value this binary writes (schema 1
 /// wrote version 1; its snapshots and outbox entries are still read).
 const RECORD_VERSION: u8 = 2;
-/// Snapshots carry the orders of a combined shipment since version 2.
-const SNAPSHOT_VERSION: u8 = RECORD_VERSION;
+/// Snapshots carry the orders of a combined shipment since version 2, and
+/// the row that vouched for them since version 3.
+const SNAPSHOT_VERSION: u8 = 3;
 
 const META_SCHEMA: &[u8] = b"schema_version";
 /// Schema 1's "the first poll completed" flag; read once to migrate.
 const META_BASELINE: &[u8] = b"baseline_done";
 const META_LAST_POLL: &[u8] = b"last_successful_poll";
+/// The last day rows were vouched for (i32 big-endian).
+const META_ROWS_DAY: &[u8] = b"rows_day";
 const META_OUTBOX_SEQ: &[u8] = b"outbox_seq";
 const META_GENERATION: &[u8] = b"generation";
 const META_COVERED: &str = "covered/";
@@ -227,6 +239,37 @@ pub struct PageBatch {
     pub entries: Vec<(String, OutboxEntry)>,
     /// The events detected, for the history (see [`crate::history`]).
     pub history: Vec<crate::history::EventRecord>,
+    /// Known rows to forget: their invoices were read from other bytes.
+    pub forget_rows: Vec<u128>,
+}
+
+/// A row known to change nothing: the Korea-time day (days since 1 January
+/// of year 1) a poll diffed every invoice it lists, and those invoice ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownRowRecord {
+    pub day: i32,
+    pub invoice_ids: Vec<String>,
+}
+
+/// Rows the store vouches for on one day: what a scan asks before parsing a row.
+pub struct KnownRowsOn {
+    rows: Tree,
+    day: i32,
+    /// False when nothing was vouched for on `day` (a new store, the first
+    /// poll of a day): then no row is looked up.
+    any: bool,
+}
+
+impl crate::poomgo::KnownRows for KnownRowsOn {
+    fn known(&self, digest: &crate::poomgo::RowDigest) -> Option<Vec<String>> {
+        if !self.any {
+            return None;
+        }
+        // A read error or an unreadable record only means "parse the row".
+        let value = self.rows.get(digest.0.to_be_bytes()).ok()??;
+        let record: KnownRowRecord = decode("rows", &value).ok()?;
+        (record.day == self.day).then_some(record.invoice_ids)
+    }
 }
 
 pub struct Store {
@@ -236,6 +279,7 @@ pub struct Store {
     min_free: u64,
     snapshots: Tree,
     tombstones: Tree,
+    rows: Tree,
     meta: Tree,
     generation: String,
     outboxes: BTreeMap<String, Tree>,
@@ -294,12 +338,20 @@ impl Store {
                         found,
                     });
                 }
-                if found < SCHEMA_VERSION {
+                if found < 2 {
                     tracing::info!(
                         path = %path.display(),
                         from = found,
                         to = SCHEMA_VERSION,
                         "migrating the store in place: event ids now carry a generation, pruned invoices leave a tombstone, and each poll window keeps its own baseline (the existing baseline counts for the current window)"
+                    );
+                }
+                if found < SCHEMA_VERSION {
+                    tracing::info!(
+                        path = %path.display(),
+                        from = found,
+                        to = SCHEMA_VERSION,
+                        "migrating the store in place: polls now record rows that did not change, so that later polls the same day skip reading them (existing snapshots are read as they are; the next poll reads every row once)"
                     );
                     meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 }
@@ -327,6 +379,7 @@ impl Store {
             min_free,
             snapshots: db.open_tree("snapshots")?,
             tombstones: db.open_tree("tombstones")?,
+            rows: db.open_tree("rows")?,
             meta,
             generation,
             outboxes,
@@ -401,6 +454,10 @@ impl Store {
             });
             entries.push((index, encode(entry)));
         }
+        let forget = trees.len();
+        if !batch.forget_rows.is_empty() {
+            trees.push(&self.rows);
+        }
         let records: Vec<_> = history.iter().map(|r| (r, encode(r), r.keys())).collect();
         let h = trees.len();
         if !records.is_empty() {
@@ -421,6 +478,9 @@ impl Store {
                 }
                 for (key, value) in &snapshots {
                     t[0].insert(key.as_bytes(), value.as_slice())?;
+                }
+                for digest in &batch.forget_rows {
+                    t[forget].remove(&digest.to_be_bytes()[..])?;
                 }
                 if !entries.is_empty() {
                     let mut seq = match t[1].get(META_OUTBOX_SEQ)? {
@@ -446,6 +506,35 @@ impl Store {
                 },
                 sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
             })
+    }
+
+    /// Records rows as known on `day` (see "Known rows" above). Call it only
+    /// after the pages that diffed their invoices are committed: sled
+    /// recovers its log in order, so after a crash a known row is never there
+    /// without the snapshots it vouches for (the other way round, the row is
+    /// only read again). Sorted, so that many records land in each node
+    /// sled rewrites: random digests one page at a time made sled rewrite
+    /// nearly a node per record and doubled the store on disk. Low on disk,
+    /// nothing is written: known rows only save work.
+    pub fn vouch(
+        &self,
+        day: i32,
+        mut rows: Vec<(crate::poomgo::RowDigest, KnownRowRecord)>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() || self.ensure_room().is_err() {
+            return Ok(());
+        }
+        rows.sort_unstable_by_key(|(digest, _)| digest.0);
+        // sled holds a whole batch in memory several times over: small ones.
+        for chunk in rows.chunks(1024) {
+            let mut batch = sled::Batch::default();
+            for (digest, record) in chunk {
+                batch.insert(&digest.0.to_be_bytes()[..], encode(record));
+            }
+            self.rows.apply_batch(batch)?;
+        }
+        self.meta.insert(META_ROWS_DAY, &day.to_be_bytes())?;
+        Ok(())
     }
 
     /// Whether a schema-1 store had completed its first poll: its baseline
@@ -542,6 +631,35 @@ impl Store {
             }
         }
         Ok(pruned)
+    }
+
+    /// The rows vouched for on `day` (see "Known rows" above).
+    pub fn known_rows_on(&self, day: i32) -> Result<KnownRowsOn, StoreError> {
+        let vouched_on = self.meta.get(META_ROWS_DAY)?;
+        Ok(KnownRowsOn {
+            rows: self.rows.clone(),
+            day,
+            any: vouched_on.as_deref() == Some(&day.to_be_bytes()[..]),
+        })
+    }
+
+    /// Removes known-row records from before `day`; returns how many.
+    pub fn prune_known_rows(&self, before_day: i32) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for item in self.rows.iter() {
+            let (key, value) = item?;
+            let stale =
+                decode::<KnownRowRecord>("rows", &value).map_or(true, |r| r.day < before_day);
+            if stale
+                && self
+                    .rows
+                    .compare_and_swap(&key, Some(value), None::<&[u8]>)?
+                    .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// A small write, to tell whether the store still takes writes (health).
@@ -648,6 +766,20 @@ struct SnapshotV1 {
     last_seen: i64,
 }
 
+/// A snapshot as schema 2 wrote it (before the vouching row).
+#[derive(Deserialize)]
+struct SnapshotV2 {
+    rev: u64,
+    invoice_code: Option<Option<String>>,
+    is_printed: Option<bool>,
+    is_closed: Option<bool>,
+    cargo_status_code_key: Option<Option<String>>,
+    canceled: bool,
+    is_final: bool,
+    last_seen: i64,
+    orders: Vec<crate::diff::OrderRef>,
+}
+
 fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
         tree: "snapshots".into(),
@@ -656,6 +788,21 @@ fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, StoreError> {
     match bytes.split_first() {
         Some((&SNAPSHOT_VERSION, rest)) => {
             postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))
+        }
+        Some((2, rest)) => {
+            let v2: SnapshotV2 = postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))?;
+            Ok(Snapshot {
+                rev: v2.rev,
+                invoice_code: v2.invoice_code,
+                is_printed: v2.is_printed,
+                is_closed: v2.is_closed,
+                cargo_status_code_key: v2.cargo_status_code_key,
+                canceled: v2.canceled,
+                is_final: v2.is_final,
+                last_seen: v2.last_seen,
+                orders: v2.orders,
+                vouched_by: None,
+            })
         }
         Some((1, rest)) => {
             let v1: SnapshotV1 = postcard::from_bytes(rest).map_err(|e| corrupt(e.to_string()))?;
@@ -669,6 +816,7 @@ fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, StoreError> {
                 is_final: v1.is_final,
                 last_seen: v1.last_seen,
                 orders: Vec::new(),
+                vouched_by: None,
             })
         }
         Some((v, _)) => Err(corrupt(format!(
@@ -709,6 +857,7 @@ pub(crate) mod tests {
             is_final,
             last_seen,
             orders: Vec::new(),
+            vouched_by: None,
         }
     }
 
@@ -901,7 +1050,8 @@ pub(crate) mod tests {
         }
         let message = Store::open(&path, 8, &[]).err().unwrap().to_string();
         assert!(
-            message.contains("newer poomgo-notifier") && message.contains("schema 3"),
+            message.contains("newer poomgo-notifier")
+                && message.contains(&format!("schema {}", SCHEMA_VERSION + 1)),
             "{message}"
         );
     }

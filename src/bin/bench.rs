@@ -252,6 +252,7 @@ fn store_commit(n: usize) -> (f64, f64) {
                             is_final: true,
                             last_seen: 1_764_000_000,
                             orders: Vec::new(),
+                            vouched_by: None,
                         },
                     )
                 })

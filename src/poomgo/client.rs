@@ -21,7 +21,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use reqwest::{StatusCode, Url, header};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::model::{OrdersPage, OrdersRequest, Query, ShapeError, parse_page};
+use super::model::{KnownRows, OrdersPage, OrdersRequest, Query, ShapeError, parse_page_with};
 use crate::config::PoomgoConfig;
 use crate::http::{describe, retry_after, snippet};
 use crate::retry::RetryPolicy;
@@ -150,6 +150,26 @@ impl PoomgoClient {
         page: u32,
         page_size: u32,
     ) -> Result<OrdersPage, PoomgoError> {
+        self.fetch(query, page, page_size, None).await
+    }
+
+    /// Fetches a page, leaving the rows `known` recognises unparsed.
+    pub async fn fetch_page_known(
+        &self,
+        query: &Query,
+        page: u32,
+        known: Option<&dyn KnownRows>,
+    ) -> Result<OrdersPage, PoomgoError> {
+        self.fetch(query, page, self.inner.page_size, known).await
+    }
+
+    async fn fetch(
+        &self,
+        query: &Query,
+        page: u32,
+        page_size: u32,
+        known: Option<&dyn KnownRows>,
+    ) -> Result<OrdersPage, PoomgoError> {
         let request = OrdersRequest {
             page,
             page_size: page_size.clamp(1, super::MAX_PAGE_SIZE),
@@ -159,7 +179,7 @@ impl PoomgoClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.attempt(page, &body).await {
+            match self.attempt(page, &body, known).await {
                 Ok(p) => return Ok(p),
                 Err(Failure::Fatal(e)) => return Err(e),
                 Err(Failure::Transient {
@@ -197,7 +217,12 @@ impl PoomgoClient {
         }
     }
 
-    async fn attempt(&self, page: u32, body: &[u8]) -> Result<OrdersPage, Failure> {
+    async fn attempt(
+        &self,
+        page: u32,
+        body: &[u8],
+        known: Option<&dyn KnownRows>,
+    ) -> Result<OrdersPage, Failure> {
         let mut key =
             header::HeaderValue::from_str(self.inner.api_key.expose_secret()).map_err(|_| {
                 Failure::Fatal(PoomgoError::Refused {
@@ -232,12 +257,17 @@ impl PoomgoClient {
                 shape: None,
                 status: Some(200),
             })?;
-            return parse_page(&bytes).map_err(|shape| Failure::Transient {
-                reason: format!("HTTP 200 but {shape}"),
-                retry_after: None,
-                shape: Some(shape),
-                status: Some(200),
-            });
+            let mut parsed =
+                parse_page_with(&bytes, known).map_err(|shape| Failure::Transient {
+                    reason: format!("HTTP 200 but {shape}"),
+                    retry_after: None,
+                    shape: Some(shape),
+                    status: Some(200),
+                })?;
+            if !parsed.known.is_empty() {
+                parsed.body = Some(bytes);
+            }
+            return Ok(parsed);
         }
         if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
             return Err(Failure::Fatal(PoomgoError::KeyRejected {

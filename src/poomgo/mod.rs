@@ -8,8 +8,9 @@ mod scan;
 
 pub use client::{ORDERS_PATH, PoomgoClient, PoomgoError, RETRY_AFTER_CAP};
 pub use model::{
-    Invoice, InvoiceId, MAX_PAGE_SIZE, OrdersPage, OrdersRequest, Person, Query, Reported, Row,
-    ShapeError, Skip, SkipReason, parse_page,
+    DIGEST_FORMAT, Invoice, InvoiceId, KnownRow, KnownRows, MAX_PAGE_SIZE, OrdersPage,
+    OrdersRequest, Person, Query, Reported, Row, RowDigest, ShapeError, Skip, SkipReason,
+    parse_known_row, parse_page, parse_page_with,
 };
 pub use scan::{Scan, ScanPage, ScanStats};
 

@@ -85,6 +85,48 @@ pub struct OrdersPage {
     pub raw_rows: usize,
     /// Invoices (or rows) left out of `rows` because something tracked was odd.
     pub skipped: Vec<Skip>,
+    /// With [`parse_page_with`]: each readable row's digest, parallel to
+    /// `rows`; `None` for a row with a part skipped (never to be vouched for).
+    pub digests: Vec<Option<RowDigest>>,
+    /// With [`parse_page_with`]: rows the caller recognised by digest, left unparsed.
+    pub known: Vec<KnownRow>,
+    /// The body, kept when `known` is not empty, so a known row can still be
+    /// parsed ([`parse_known_row`]).
+    pub body: Option<bytes::Bytes>,
+}
+
+/// A row's fingerprint: a 128-bit hash (xxh3) of its exact bytes. Rows are
+/// compared by it, never trusted across a change of how rows are read:
+/// [`DIGEST_FORMAT`] seeds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RowDigest(pub u128);
+
+/// Bump when a change to this parser could read the same bytes differently,
+/// so that rows vouched for by an older build are read again.
+pub const DIGEST_FORMAT: u64 = 1;
+
+impl RowDigest {
+    pub fn of(raw: &[u8]) -> RowDigest {
+        RowDigest(xxhash_rust::xxh3::xxh3_128_with_seed(raw, DIGEST_FORMAT))
+    }
+}
+
+/// What a caller knows about rows it has read before (the poll: rows whose
+/// every invoice was diffed and committed today, unchanged since).
+pub trait KnownRows: Send + Sync {
+    /// The invoice ids a row with this digest lists, when it is known.
+    fn known(&self, digest: &RowDigest) -> Option<Vec<String>>;
+}
+
+/// A row recognised by its digest and not parsed.
+#[derive(Debug, Clone)]
+pub struct KnownRow {
+    pub digest: RowDigest,
+    pub invoice_ids: Vec<String>,
+    /// Its place in `rows` (for the paths of skips if it is parsed after all).
+    pub index: usize,
+    /// Its bytes within [`OrdersPage::body`].
+    pub at: std::ops::Range<usize>,
 }
 
 /// What a row said about one tracked value.
@@ -287,8 +329,22 @@ pub enum ShapeError {
 /// envelope (`total` and a `rows` array), is an error; odd rows and invoices
 /// are left out and listed in [`OrdersPage::skipped`].
 pub fn parse_page(body: &[u8]) -> Result<OrdersPage, ShapeError> {
+    parse_page_with(body, None)
+}
+
+/// As [`parse_page`], but each row is first hashed: a row `known` recognises
+/// is listed in [`OrdersPage::known`] and not parsed; the others are parsed
+/// and their digests kept. (Without `known`, one pass and no digests.)
+pub fn parse_page_with(
+    body: &[u8],
+    known: Option<&dyn KnownRows>,
+) -> Result<OrdersPage, ShapeError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let envelope = de.deserialize_any(EnvelopeVisitor).map_err(|e| {
+    let visitor = EnvelopeVisitor {
+        known,
+        base: body.as_ptr() as usize,
+    };
+    let envelope = de.deserialize_any(visitor).map_err(|e| {
         if e.is_syntax() || e.is_eof() || e.is_io() {
             ShapeError::NotJson(strip_position(&e.to_string()))
         } else {
@@ -298,6 +354,21 @@ pub fn parse_page(body: &[u8]) -> Result<OrdersPage, ShapeError> {
     de.end()
         .map_err(|e| ShapeError::NotJson(strip_position(&e.to_string())))?;
     envelope
+}
+
+/// Parses a row of [`OrdersPage::known`] after all (the poll needs it when
+/// another row of the page lists one of its invoices), from the page's
+/// [`OrdersPage::body`]. Skips are appended to `skipped`.
+pub fn parse_known_row(body: &[u8], row: &KnownRow, skipped: &mut Vec<Skip>) -> Option<Row> {
+    let raw = body.get(row.at.clone())?;
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    RowSeed {
+        index: row.index,
+        skipped,
+    }
+    .deserialize(&mut de)
+    .ok()
+    .flatten()
 }
 
 /// serde_json appends " at line L column C"; the path already says where.
@@ -472,9 +543,13 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
 }
 
 /// `{"total": ..., "rows": [...]}`; anything else is a [`ShapeError`] value.
-struct EnvelopeVisitor;
+struct EnvelopeVisitor<'k> {
+    known: Option<&'k dyn KnownRows>,
+    /// Where the body starts, to turn a row's slice into a range.
+    base: usize,
+}
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
+impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
     type Value = Result<OrdersPage, ShapeError>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -490,7 +565,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                     let v: Scalar = map.next_value()?;
                     total = Some(v.whole().ok_or(v.found()));
                 }
-                "rows" => rows = Some(map.next_value_seed(RowsSeed)?),
+                "rows" => {
+                    rows = Some(map.next_value_seed(RowsSeed {
+                        known: self.known,
+                        base: self.base,
+                    })?)
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -524,7 +604,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     visit_non_objects!();
 }
 
-impl EnvelopeVisitor {
+impl EnvelopeVisitor<'_> {
     fn other(self, found: &'static str) -> Result<OrdersPage, ShapeError> {
         Err(ShapeError::Invalid(format!(
             "expected a JSON object with `total` and `rows`, found {found}"
@@ -533,16 +613,19 @@ impl EnvelopeVisitor {
 }
 
 /// The `rows` array: every element is counted, readable ones kept.
-struct RowsSeed;
+struct RowsSeed<'k> {
+    known: Option<&'k dyn KnownRows>,
+    base: usize,
+}
 
-impl<'de> DeserializeSeed<'de> for RowsSeed {
+impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
     type Value = Result<OrdersPage, &'static str>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for RowsSeed {
+impl<'de> Visitor<'de> for RowsSeed<'_> {
     type Value = Result<OrdersPage, &'static str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -551,6 +634,40 @@ impl<'de> Visitor<'de> for RowsSeed {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut page = OrdersPage::default();
+        if let Some(known) = self.known {
+            // Each row's exact bytes first (borrowed, nothing copied), then
+            // either its invoice ids from `known` or a parse of those bytes.
+            while let Some(raw) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+                let index = page.raw_rows;
+                page.raw_rows += 1;
+                let text = raw.get();
+                let digest = RowDigest::of(text.as_bytes());
+                if let Some(invoice_ids) = known.known(&digest) {
+                    let start = (text.as_ptr() as usize).saturating_sub(self.base);
+                    page.known.push(KnownRow {
+                        digest,
+                        invoice_ids,
+                        index,
+                        at: start..start + text.len(),
+                    });
+                    continue;
+                }
+                let before = page.skipped.len();
+                let mut de = serde_json::Deserializer::from_str(text);
+                let row = RowSeed {
+                    index,
+                    skipped: &mut page.skipped,
+                }
+                .deserialize(&mut de)
+                .map_err(de::Error::custom)?;
+                if let Some(row) = row {
+                    let clean = page.skipped.len() == before;
+                    page.rows.push(row);
+                    page.digests.push(clean.then_some(digest));
+                }
+            }
+            return Ok(Ok(page));
+        }
         while let Some(row) = seq.next_element_seed(RowSeed {
             index: page.raw_rows,
             skipped: &mut page.skipped,
@@ -571,7 +688,7 @@ impl<'de> Visitor<'de> for RowsSeed {
     visit_non_objects!();
 }
 
-impl RowsSeed {
+impl RowsSeed<'_> {
     fn other(self, found: &'static str) -> Result<OrdersPage, &'static str> {
         Err(found)
     }

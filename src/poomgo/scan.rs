@@ -29,7 +29,7 @@ use std::{collections::VecDeque, sync::Arc};
 use tokio::task::JoinHandle;
 
 use super::client::{PoomgoClient, PoomgoError};
-use super::model::{OrdersPage, Query, Row, Skip};
+use super::model::{KnownRow, KnownRows, OrdersPage, Query, Row, RowDigest, Skip};
 
 /// One page of a scan.
 #[derive(Debug)]
@@ -40,6 +40,12 @@ pub struct ScanPage {
     pub skipped: Vec<Skip>,
     /// The page held fewer rows than its `total` promised, twice.
     pub short: bool,
+    /// Each row's digest, parallel to `rows` (see [`Scan::with_known`]).
+    pub digests: Vec<Option<RowDigest>>,
+    /// Rows the scan's [`KnownRows`] recognised, left unparsed.
+    pub known: Vec<KnownRow>,
+    /// The page's body when `known` is not empty.
+    pub body: Option<bytes::Bytes>,
 }
 
 /// What a scan saw.
@@ -67,6 +73,7 @@ pub struct Scan {
     in_flight: VecDeque<(u32, PageTask)>,
     stats: ScanStats,
     finished: bool,
+    known: Option<Arc<dyn KnownRows>>,
 }
 
 impl Drop for Scan {
@@ -90,6 +97,7 @@ impl PoomgoClient {
             in_flight: VecDeque::new(),
             stats: ScanStats::default(),
             finished: false,
+            known: None,
         }
     }
 
@@ -99,8 +107,9 @@ impl PoomgoClient {
         &self,
         query: &Query,
         number: u32,
+        known: Option<&dyn KnownRows>,
     ) -> Result<(OrdersPage, bool), PoomgoError> {
-        let page = self.fetch_page(query, number).await?;
+        let page = self.fetch_page_known(query, number, known).await?;
         if !self.is_short(&page, number) {
             return Ok((page, false));
         }
@@ -110,7 +119,7 @@ impl PoomgoClient {
             total = page.total,
             "a Poomgo page held fewer rows than its total promised; reading it again"
         );
-        let again = self.fetch_page(query, number).await?;
+        let again = self.fetch_page_known(query, number, known).await?;
         let short = self.is_short(&again, number);
         Ok((again, short))
     }
@@ -124,13 +133,23 @@ impl PoomgoClient {
 }
 
 impl Scan {
+    /// Rows `known` recognises (by digest) are handed out unparsed, in
+    /// [`ScanPage::known`]; the others come with their digests.
+    pub fn with_known(mut self, known: Arc<dyn KnownRows>) -> Scan {
+        self.known = Some(known);
+        self
+    }
+
     /// The next page in page order, `None` after the last one or after an error.
     pub async fn next_page(&mut self) -> Option<Result<ScanPage, PoomgoError>> {
         if self.finished {
             return None;
         }
         if self.last_page == 0 {
-            let first = self.client.fetch_whole_page(&self.query, 1).await;
+            let first = self
+                .client
+                .fetch_whole_page(&self.query, 1, self.known.as_deref())
+                .await;
             return Some(self.accept(1, first));
         }
         self.refill();
@@ -164,7 +183,12 @@ impl Scan {
     fn refill(&mut self) {
         while self.in_flight.len() < self.client.concurrency() && self.next_page <= self.last_page {
             let (client, query, number) = (self.client.clone(), self.query.clone(), self.next_page);
-            let task = tokio::spawn(async move { client.fetch_whole_page(&query, number).await });
+            let known = self.known.clone();
+            let task = tokio::spawn(async move {
+                client
+                    .fetch_whole_page(&query, number, known.as_deref())
+                    .await
+            });
             self.in_flight.push_back((number, task));
             self.next_page += 1;
         }
@@ -204,6 +228,9 @@ impl Scan {
             rows: page.rows,
             skipped: page.skipped,
             short,
+            digests: page.digests,
+            known: page.known,
+            body: page.body,
         })
     }
 }

@@ -257,6 +257,7 @@ fn read(
                     invoice: &group.invoice,
                     rows: &group.rows,
                     canceled: group.all_canceled,
+                    row_digest: None,
                 },
                 &ctx,
             );
@@ -302,7 +303,7 @@ proptest! {
                 logistics_partner_name: None,
             };
             let ctx = ctx(&statuses, step, baseline && step == 0);
-            let d = diff(Prior::from_store(previous.as_ref(), None), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled }, &ctx);
+            let d = diff(Prior::from_store(previous.as_ref(), None), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, row_digest: None }, &ctx);
             let (code, printed, closed, cargo, canceled) = expected(previous.as_ref(), s);
             prop_assert_eq!(&d.snapshot.invoice_code, &code);
             prop_assert_eq!((d.snapshot.is_printed, d.snapshot.is_closed, d.snapshot.canceled), (printed, closed, canceled));
@@ -418,6 +419,7 @@ proptest! {
             is_final: false,
             last_seen: 0,
             orders: Vec::new(),
+            vouched_by: None,
         };
         let invoice = Invoice {
             invoice_id: InvoiceId("1".into()),
@@ -428,7 +430,7 @@ proptest! {
             logistics_partner_name: None,
         };
         let row = row();
-        let d = diff(Prior::Known(&snapshot), Observation { invoice: &invoice, rows: &[&row], canceled: t.canceled }, &ctx(&statuses, 1, false));
+        let d = diff(Prior::Known(&snapshot), Observation { invoice: &invoice, rows: &[&row], canceled: t.canceled, row_digest: None }, &ctx(&statuses, 1, false));
         prop_assert!(d.event.is_none(), "{:?}", d.event);
         prop_assert_eq!(d.snapshot.rev, rev);
     }
@@ -447,6 +449,7 @@ proptest! {
             is_final: false,
             last_seen: 0,
             orders: Vec::new(),
+            vouched_by: None,
         };
         let invoice = Invoice {
             invoice_id: InvoiceId("1".into()),
@@ -457,7 +460,7 @@ proptest! {
             logistics_partner_name: None,
         };
         let row = row();
-        let d = diff(Prior::Known(&previous), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled }, &ctx(&statuses, 1, false));
+        let d = diff(Prior::Known(&previous), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, row_digest: None }, &ctx(&statuses, 1, false));
         let mut applied = previous.clone();
         for c in d.event.iter().flat_map(|e| &e.changes) {
             match c.field {
