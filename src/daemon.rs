@@ -304,6 +304,7 @@ impl Poller {
                 windows = %r.windows.join(","),
                 pages = r.pages,
                 invoices = r.invoices_seen,
+                rows_unchanged = r.rows_unchanged,
                 events = r.events,
                 queued = r.outbox_entries,
                 baseline = r.baseline,

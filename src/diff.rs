@@ -50,12 +50,11 @@ pub struct Snapshot {
     pub last_seen: i64,
     /// The orders of a combined shipment; empty when only one order lists it.
     pub orders: Vec<OrderRef>,
-    /// The digest of the one row this state was last read from, when the
+    /// The order id of the one row this state was last read from, when the
     /// poll may vouch for that row (see "Known rows" in [`crate::store`]):
-    /// when the invoice is next read from other bytes, that row's record is
-    /// forgotten, so the same bytes coming back (a flip and a flip back) are
-    /// read again, never skipped.
-    pub vouched_by: Option<u128>,
+    /// when the invoice is next read through another row, or not through
+    /// that row alone, that row's record is forgotten.
+    pub vouched_by: Option<u64>,
 }
 
 impl Snapshot {
@@ -120,9 +119,9 @@ pub struct Observation<'a> {
     pub rows: &'a [&'a Row],
     /// Every listing is in `canceledInvoices`.
     pub canceled: bool,
-    /// The digest of the one row it was read from, when the poll may vouch
-    /// for that row; `None` otherwise (see [`Snapshot::vouched_by`]).
-    pub row_digest: Option<u128>,
+    /// The order id of the one row it was read from, when the poll may
+    /// vouch for that row; `None` otherwise (see [`Snapshot::vouched_by`]).
+    pub vouching_row: Option<u64>,
 }
 
 /// Everything `diff` needs besides the two states.
@@ -174,7 +173,7 @@ pub fn diff(prior: Prior<'_>, seen: Observation<'_>, ctx: &DiffContext<'_>) -> D
         is_final: false,
         last_seen: now,
         orders: membership(previous, seen.rows),
-        vouched_by: seen.row_digest,
+        vouched_by: seen.vouching_row,
     };
     next.is_final = next.canceled || ctx.statuses.is_final(next.cargo().as_deref());
 
@@ -392,7 +391,7 @@ mod tests {
                 invoice: inv,
                 rows: &[&row],
                 canceled,
-                row_digest: None,
+                vouching_row: None,
             },
             &ctx,
         )
@@ -670,7 +669,7 @@ mod tests {
                 invoice: &inv,
                 rows: &[&a, &b],
                 canceled: false,
-                row_digest: None,
+                vouching_row: None,
             },
             &ctx,
         );
@@ -687,7 +686,7 @@ mod tests {
                 invoice: &closed,
                 rows: &[&a],
                 canceled: false,
-                row_digest: None,
+                vouching_row: None,
             },
             &ctx,
         );

@@ -35,6 +35,10 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         "Cron ticks skipped because the previous poll was still running."
     );
     describe_gauge!("poomgo_invoices_tracked", "Invoice snapshots in the store.");
+    describe_counter!(
+        "poomgo_rows_unchanged_total",
+        "Rows a poll did not parse: the same bytes were read and committed earlier the same Korea-time day."
+    );
     describe_counter!("poomgo_events_total", "Change events detected, by kind.");
     describe_counter!(
         "poomgo_skipped_invoices_total",
@@ -101,6 +105,10 @@ pub fn poll(ok: bool, took: Duration, pages: u32, invoices_tracked: Option<u64>)
     if let Some(n) = invoices_tracked {
         gauge!("poomgo_invoices_tracked").set(n as f64);
     }
+}
+
+pub fn rows_unchanged(n: u64) {
+    counter!("poomgo_rows_unchanged_total").increment(n);
 }
 
 pub fn poll_skipped() {

@@ -325,6 +325,7 @@ pub async fn poll_until(
         }
     }
     report.invoices_seen = state.diffed;
+    crate::metrics::rows_unchanged(report.rows_unchanged);
     report_skips(&report.skipped);
     if report.is_complete() {
         app.store.record_successful_poll(now.timestamp())?;
@@ -459,7 +460,7 @@ struct PollState {
     held: Vec<Held>,
     diffed: u64,
     /// Rows of committed pages to record as known (see [`Store::vouch`]).
-    vouched: Vec<(crate::poomgo::RowDigest, crate::store::KnownRowRecord)>,
+    vouched: Vec<(u64, crate::store::KnownRowRecord)>,
 }
 
 /// Known rows are recorded in sorted batches of this many. Measured at
@@ -551,6 +552,8 @@ fn diff_page(
     report: &mut PollReport,
 ) -> Result<PageBatch, StoreError> {
     let mut batch = PageBatch::default();
+    // Rows known with other bytes changed since: forget them with this commit.
+    batch.forget_rows.extend(&page.stale);
     // Known rows are read after all when a parsed row of the page, or a
     // held cancellation, shares an invoice with them (until none does).
     let mut rows = std::borrow::Cow::Borrowed(&page.rows[..]);
@@ -666,16 +669,11 @@ fn diff_page(
             }
         }
         // The row that vouches for this reading, if the page may vouch for it.
-        let row_digest = match group.rows[..] {
+        let vouching_row = match group.rows[..] {
             [row] => {
                 let i = (row as *const Row as usize - rows.as_ptr() as usize)
                     / std::mem::size_of::<Row>().max(1);
-                digests
-                    .get(i)
-                    .copied()
-                    .flatten()
-                    .filter(|_| vouch.get(i) == Some(&true))
-                    .map(|d| d.0)
+                row.id.filter(|_| vouch.get(i) == Some(&true))
             }
             _ => None,
         };
@@ -684,7 +682,7 @@ fn diff_page(
             &group.invoice,
             &group.rows,
             group.all_canceled,
-            row_digest,
+            vouching_row,
             ctx,
             &mut batch,
             report,
@@ -697,16 +695,23 @@ fn diff_page(
         .map(|h| h.invoice.invoice_id.as_str())
         .collect();
     for ((row, digest), vouch) in rows.iter().zip(digests.iter()).zip(vouch) {
-        let Some(digest) = digest else { continue };
+        let (Some(digest), Some(order_id)) = (digest, row.id) else {
+            continue;
+        };
         if !vouch || listed_ids(row).any(|id| held.contains(id)) {
             continue;
         }
         let mut invoice_ids: Vec<String> = listed_ids(row).map(str::to_owned).collect();
         invoice_ids.sort_unstable();
         invoice_ids.dedup();
-        state
-            .vouched
-            .push((*digest, crate::store::KnownRowRecord { day, invoice_ids }));
+        state.vouched.push((
+            order_id,
+            crate::store::KnownRowRecord {
+                digest: digest.0,
+                day,
+                invoice_ids,
+            },
+        ));
     }
     Ok(batch)
 }
@@ -746,7 +751,7 @@ fn observe(
     invoice: &Invoice,
     rows: &[&Row],
     canceled: bool,
-    row_digest: Option<u128>,
+    vouching_row: Option<u64>,
     ctx: &DiffContext<'_>,
     batch: &mut PageBatch,
     report: &mut PollReport,
@@ -763,11 +768,11 @@ fn observe(
             invoice,
             rows,
             canceled,
-            row_digest,
+            vouching_row,
         },
         ctx,
     );
-    // Read from other bytes than the row that vouched for it: that row's
+    // Read other than through the row that vouched for it alone: that row's
     // record must not skip the invoice again.
     if let Some(old) = snapshot.as_ref().and_then(|s| s.vouched_by)
         && detection.snapshot.vouched_by != Some(old)

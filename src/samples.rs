@@ -130,7 +130,7 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
             invoice: &seen,
             rows: &[&row],
             canceled,
-            row_digest: None,
+            vouching_row: None,
         },
         &ctx,
     )

@@ -5,7 +5,7 @@
 //! |-------------------|--------------------------|-------|
 //! | `snapshots`       | invoice id (UTF-8)       | [`Snapshot`] |
 //! | `tombstones`      | invoice id (UTF-8)       | last revision (u64 big-endian) of a pruned invoice |
-//! | `rows`            | row digest (u128 big-endian) | [`KnownRowRecord`]: the day it was vouched for, its invoice ids |
+//! | `rows`            | order id (u64 big-endian) | [`KnownRowRecord`]: the digest of the row's bytes, the day it was vouched for, its invoice ids |
 //! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] (see [`crate::delivery::queue`]) |
 //! | `dead/<target>`   | sequence (u64 big-endian) | [`crate::delivery::queue::DeadLetter`] |
 //! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, target states, alert times |
@@ -33,11 +33,16 @@
 //! (which is what keeps one invoice's events in order for a target).
 //!
 //! **Known rows.** A row whose every invoice was diffed and committed
-//! through that row alone is recorded by the digest of its exact bytes,
-//! after the pages that committed its snapshots ([`Store::vouch`]). Until the end of that Korea-time
-//! day, a row with the same bytes is known to change nothing and the poll
-//! does not parse or diff it (see [`crate::poll`]). Records from before
-//! yesterday are pruned with the snapshots.
+//! through that row alone is recorded under its order id with the digest of
+//! its exact bytes, after the pages that committed its snapshots
+//! ([`Store::vouch`]). Until the end of that Korea-time day, the row with the
+//! same bytes is known to change nothing and the poll does not parse or diff
+//! it (see [`crate::poll`]). The record is removed in the same transaction
+//! that commits anything read from other bytes: the row changed (its page
+//! saw it with another digest), or one of its invoices was read through
+//! another row ([`Snapshot::vouched_by`]). So a record is never older than
+//! what it vouches for, even after a crash. Records from before yesterday
+//! are pruned with the snapshots.
 //!
 //! sled's default page cache is 1 GiB; it is sized from `store.cache_mb`.
 //! sled takes a file lock, so two processes can never share a store.
@@ -239,14 +244,16 @@ pub struct PageBatch {
     pub entries: Vec<(String, OutboxEntry)>,
     /// The events detected, for the history (see [`crate::history`]).
     pub history: Vec<crate::history::EventRecord>,
-    /// Known rows to forget: their invoices were read from other bytes.
-    pub forget_rows: Vec<u128>,
+    /// Known rows (order ids) to forget: what they vouch for was read from other bytes.
+    pub forget_rows: Vec<u64>,
 }
 
-/// A row known to change nothing: the Korea-time day (days since 1 January
-/// of year 1) a poll diffed every invoice it lists, and those invoice ids.
+/// A row known to change nothing while its bytes have this digest: the
+/// Korea-time day (days since 1 January of year 1) a poll diffed every
+/// invoice it lists, and those invoice ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownRowRecord {
+    pub digest: u128,
     pub day: i32,
     pub invoice_ids: Vec<String>,
 }
@@ -261,14 +268,22 @@ pub struct KnownRowsOn {
 }
 
 impl crate::poomgo::KnownRows for KnownRowsOn {
-    fn known(&self, digest: &crate::poomgo::RowDigest) -> Option<Vec<String>> {
+    fn known(&self, order_id: u64, digest: &crate::poomgo::RowDigest) -> crate::poomgo::Known {
+        use crate::poomgo::Known;
         if !self.any {
-            return None;
+            return Known::Unknown;
         }
-        // A read error or an unreadable record only means "parse the row".
-        let value = self.rows.get(digest.0.to_be_bytes()).ok()??;
-        let record: KnownRowRecord = decode("rows", &value).ok()?;
-        (record.day == self.day).then_some(record.invoice_ids)
+        // A read error or an unreadable record: parse the row, and forget
+        // the record.
+        let Ok(Some(value)) = self.rows.get(order_id.to_be_bytes()) else {
+            return Known::Unknown;
+        };
+        match decode::<KnownRowRecord>("rows", &value) {
+            Ok(r) if r.digest != digest.0 => Known::Changed,
+            Ok(r) if r.day == self.day => Known::Unchanged(r.invoice_ids),
+            Ok(_) => Known::Unknown,
+            Err(_) => Known::Changed,
+        }
     }
 }
 
@@ -434,7 +449,11 @@ impl Store {
         } else {
             &[]
         };
-        if batch.snapshots.is_empty() && batch.entries.is_empty() && history.is_empty() {
+        if batch.snapshots.is_empty()
+            && batch.entries.is_empty()
+            && history.is_empty()
+            && batch.forget_rows.is_empty()
+        {
             return Ok(());
         }
         self.ensure_room()?;
@@ -479,8 +498,8 @@ impl Store {
                 for (key, value) in &snapshots {
                     t[0].insert(key.as_bytes(), value.as_slice())?;
                 }
-                for digest in &batch.forget_rows {
-                    t[forget].remove(&digest.to_be_bytes()[..])?;
+                for order_id in &batch.forget_rows {
+                    t[forget].remove(&order_id.to_be_bytes()[..])?;
                 }
                 if !entries.is_empty() {
                     let mut seq = match t[1].get(META_OUTBOX_SEQ)? {
@@ -512,24 +531,18 @@ impl Store {
     /// after the pages that diffed their invoices are committed: sled
     /// recovers its log in order, so after a crash a known row is never there
     /// without the snapshots it vouches for (the other way round, the row is
-    /// only read again). Sorted, so that many records land in each node
-    /// sled rewrites: random digests one page at a time made sled rewrite
-    /// nearly a node per record and doubled the store on disk. Low on disk,
-    /// nothing is written: known rows only save work.
-    pub fn vouch(
-        &self,
-        day: i32,
-        mut rows: Vec<(crate::poomgo::RowDigest, KnownRowRecord)>,
-    ) -> Result<(), StoreError> {
+    /// only read again). Sorted by order id. Low on disk, nothing is
+    /// written: known rows only save work.
+    pub fn vouch(&self, day: i32, mut rows: Vec<(u64, KnownRowRecord)>) -> Result<(), StoreError> {
         if rows.is_empty() || self.ensure_room().is_err() {
             return Ok(());
         }
-        rows.sort_unstable_by_key(|(digest, _)| digest.0);
+        rows.sort_unstable_by_key(|(order_id, _)| *order_id);
         // sled holds a whole batch in memory several times over: small ones.
         for chunk in rows.chunks(1024) {
             let mut batch = sled::Batch::default();
-            for (digest, record) in chunk {
-                batch.insert(&digest.0.to_be_bytes()[..], encode(record));
+            for (order_id, record) in chunk {
+                batch.insert(&order_id.to_be_bytes()[..], encode(record));
             }
             self.rows.apply_batch(batch)?;
         }
@@ -967,6 +980,74 @@ pub(crate) mod tests {
         assert_eq!(store.history().len(), 1);
         let hits = store.history().search(&event.invoice.invoice_id).unwrap();
         assert_eq!(hits.len(), 1);
+    }
+
+    #[test]
+    fn a_schema_2_store_is_read_as_it_is_and_marked_schema_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            let meta = db.open_tree("meta").unwrap();
+            meta.insert(META_SCHEMA, &2u32.to_be_bytes()).unwrap();
+            // Schema 2's snapshot: the same fields, without `vouched_by`.
+            let old = (
+                4u64,
+                Some(Some("380")),
+                Some(true),
+                Some(false),
+                Some(None::<String>),
+                false,
+                false,
+                99i64,
+                vec![(Some(7u64), Some("20261201_000001"))],
+            );
+            let mut bytes = vec![2u8];
+            bytes.extend(postcard::to_stdvec(&old).unwrap());
+            db.open_tree("snapshots")
+                .unwrap()
+                .insert("456000", bytes)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(&path, 8, &[]).unwrap();
+        let s = store
+            .snapshot(&InvoiceId("456000".into()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((s.rev, s.last_seen, s.vouched_by), (4, 99, None));
+        assert_eq!(s.orders[0].order_code.as_deref(), Some("20261201_000001"));
+        assert_eq!(
+            store.meta.get(META_SCHEMA).unwrap().unwrap().as_ref(),
+            SCHEMA_VERSION.to_be_bytes()
+        );
+        // A known row is only known on its day, with its bytes, and
+        // forgotten when pruned.
+        use crate::poomgo::{Known, KnownRows, RowDigest};
+        let digest = RowDigest(42);
+        let record = |day| KnownRowRecord {
+            digest: 42,
+            day,
+            invoice_ids: vec!["456000".into()],
+        };
+        let known =
+            |day, order_id, digest| store.known_rows_on(day).unwrap().known(order_id, &digest);
+        assert_eq!(known(10, 7, digest), Known::Unknown);
+        store.vouch(10, vec![(7, record(10))]).unwrap();
+        assert_eq!(
+            known(10, 7, digest),
+            Known::Unchanged(vec!["456000".to_owned()])
+        );
+        assert_eq!(known(10, 7, RowDigest(43)), Known::Changed);
+        assert_eq!(known(10, 8, digest), Known::Unknown);
+        assert_eq!(
+            known(11, 7, digest),
+            Known::Unknown,
+            "yesterday's is not known today"
+        );
+        assert_eq!(store.prune_known_rows(10).unwrap(), 0);
+        assert_eq!(store.prune_known_rows(11).unwrap(), 1);
+        assert_eq!(known(10, 7, digest), Known::Unknown);
     }
 
     #[test]

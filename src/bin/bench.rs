@@ -26,9 +26,12 @@
 //!   plan's every-tick windows alone cost, so no plan with their staleness
 //!   can do better than `full_rescan_vs_every_tick_windows`.
 //!
-//! Store figure: `store_baseline_commit_rate` (and `_cpu_rate`): N new
+//! Store figures: `store_baseline_commit_rate` (and `_cpu_rate`): N new
 //! snapshots committed through `Store::commit_page` in pages of 500, as a
-//! baseline poll writes them, without fetching or parsing.
+//! baseline poll writes them, without fetching or parsing;
+//! `sled_alone_insert_rss_mib`: the peak memory of sled by itself inserting
+//! N snapshot-sized values in batches of 500 (its own process, 32 MiB cache),
+//! the floor under a baseline poll's memory.
 //!
 //! Delivery figures: `delivery_events_per_second` (N pending signed webhook
 //! events drained through the real driver: render, sign, send, durable
@@ -104,6 +107,10 @@ fn flag(name: &str) -> bool {
 }
 
 fn main() {
+    if flag("--sled-alone") {
+        sled_alone(arg("--orders", 100_000));
+        return;
+    }
     let events = arg("--events", 10_000);
     let runs = arg("--runs", 3);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -139,6 +146,8 @@ fn main() {
             "store_baseline_commit_cpu_rate {:.0} invoices/s",
             n as f64 / median(cpus)
         );
+        let rss: Vec<f64> = (0..runs).map(|_| sled_alone_rss(n)).collect();
+        println!("sled_alone_insert_rss_mib {:.1} MiB", median(rss));
     }
     if flag("--skip-delivery") {
         return;
@@ -266,6 +275,42 @@ fn store_commit(n: usize) -> (f64, f64) {
         store.commit_page(page).unwrap();
     }
     (started.elapsed().as_secs_f64(), process_cpu() - cpu0)
+}
+
+/// sled by itself, none of the notifier's code: `n` keys like invoice ids,
+/// values the size of a snapshot, inserted in batches of 500 into a fresh
+/// store with the default 32 MiB cache, each batch made on the fly. Run as
+/// its own process (`--sled-alone`) so that its peak RSS is sled's.
+fn sled_alone(n: usize) {
+    let dir = WorkDir::new();
+    let db = sled::Config::new()
+        .path(dir.path().join("sled"))
+        .cache_capacity(32 * 1024 * 1024)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("snapshots").unwrap();
+    let value = [7u8; 80];
+    for start in (0..n).step_by(500) {
+        let mut batch = sled::Batch::default();
+        for i in start..(start + 500).min(n) {
+            batch.insert((456_000 + i).to_string().as_bytes(), &value[..]);
+        }
+        tree.apply_batch(batch).unwrap();
+    }
+    db.flush().unwrap();
+}
+
+/// Peak RSS (MiB) of [`sled_alone`] as a child process.
+fn sled_alone_rss(n: usize) -> f64 {
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "TIME %M"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--sled-alone", "--orders", &n.to_string()])
+        .output()
+        .expect("/usr/bin/time is needed for the memory figures");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.lines().find(|l| l.starts_with("TIME ")).unwrap();
+    line[5..].trim().parse::<f64>().unwrap() / 1024.0
 }
 
 /// User + system CPU seconds of this process so far.

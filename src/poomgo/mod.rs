@@ -8,7 +8,7 @@ mod scan;
 
 pub use client::{ORDERS_PATH, PoomgoClient, PoomgoError, RETRY_AFTER_CAP};
 pub use model::{
-    DIGEST_FORMAT, Invoice, InvoiceId, KnownRow, KnownRows, MAX_PAGE_SIZE, OrdersPage,
+    DIGEST_FORMAT, Invoice, InvoiceId, Known, KnownRow, KnownRows, MAX_PAGE_SIZE, OrdersPage,
     OrdersRequest, Person, Query, Reported, Row, RowDigest, ShapeError, Skip, SkipReason,
     parse_known_row, parse_page, parse_page_with,
 };

@@ -90,6 +90,9 @@ pub struct OrdersPage {
     pub digests: Vec<Option<RowDigest>>,
     /// With [`parse_page_with`]: rows the caller recognised by digest, left unparsed.
     pub known: Vec<KnownRow>,
+    /// With [`parse_page_with`]: the order ids of rows the caller knew with
+    /// other bytes (changed since): what it knew of them is out of date.
+    pub stale: Vec<u64>,
     /// The body, kept when `known` is not empty, so a known row can still be
     /// parsed ([`parse_known_row`]).
     pub body: Option<bytes::Bytes>,
@@ -112,15 +115,25 @@ impl RowDigest {
 }
 
 /// What a caller knows about rows it has read before (the poll: rows whose
-/// every invoice was diffed and committed today, unchanged since).
+/// every invoice was diffed and committed today), by the row's order id.
 pub trait KnownRows: Send + Sync {
-    /// The invoice ids a row with this digest lists, when it is known.
-    fn known(&self, digest: &RowDigest) -> Option<Vec<String>>;
+    fn known(&self, order_id: u64, digest: &RowDigest) -> Known;
+}
+
+/// What a caller knows about one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// These very bytes: the invoice ids the row lists.
+    Unchanged(Vec<String>),
+    /// The row, with other bytes.
+    Changed,
+    Unknown,
 }
 
 /// A row recognised by its digest and not parsed.
 #[derive(Debug, Clone)]
 pub struct KnownRow {
+    pub order_id: u64,
     pub digest: RowDigest,
     pub invoice_ids: Vec<String>,
     /// Its place in `rows` (for the paths of skips if it is parsed after all).
@@ -369,6 +382,34 @@ pub fn parse_known_row(body: &[u8], row: &KnownRow, skipped: &mut Vec<Skip>) -> 
     .deserialize(&mut de)
     .ok()
     .flatten()
+}
+
+/// The `id` of a row's object (its order-ledger id), read without the rest:
+/// the visitor stops at the key (the vendor sends it first), by ending the
+/// parse with an error once it holds the id. `None` when the row is no
+/// object or has no whole-number `id`.
+fn row_id(text: &str) -> Option<u64> {
+    struct IdOnly<'a>(&'a std::cell::Cell<Option<u64>>);
+    impl<'de> Visitor<'de> for IdOnly<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a row object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<Key>()? {
+                if &*key.0 == "id" {
+                    self.0.set(map.next_value::<Scalar>()?.whole());
+                    return Err(de::Error::custom("stop: the id is read"));
+                }
+                map.next_value::<IgnoredAny>()?;
+            }
+            Ok(())
+        }
+    }
+    let id = std::cell::Cell::new(None);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = de.deserialize_map(IdOnly(&id));
+    id.get()
 }
 
 /// serde_json appends " at line L column C"; the path already says where.
@@ -642,15 +683,23 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                 page.raw_rows += 1;
                 let text = raw.get();
                 let digest = RowDigest::of(text.as_bytes());
-                if let Some(invoice_ids) = known.known(&digest) {
-                    let start = (text.as_ptr() as usize).saturating_sub(self.base);
-                    page.known.push(KnownRow {
-                        digest,
-                        invoice_ids,
-                        index,
-                        at: start..start + text.len(),
-                    });
-                    continue;
+                // Rows are known by order id: ids follow the API's order, so
+                // looking them up (and recording them) walks the store in order.
+                let order_id = row_id(text);
+                match order_id.map(|id| (id, known.known(id, &digest))) {
+                    Some((order_id, Known::Unchanged(invoice_ids))) => {
+                        let start = (text.as_ptr() as usize).saturating_sub(self.base);
+                        page.known.push(KnownRow {
+                            order_id,
+                            digest,
+                            invoice_ids,
+                            index,
+                            at: start..start + text.len(),
+                        });
+                        continue;
+                    }
+                    Some((order_id, Known::Changed)) => page.stale.push(order_id),
+                    Some((_, Known::Unknown)) | None => {}
                 }
                 let before = page.skipped.len();
                 let mut de = serde_json::Deserializer::from_str(text);
@@ -661,7 +710,8 @@ impl<'de> Visitor<'de> for RowsSeed<'_> {
                 .deserialize(&mut de)
                 .map_err(de::Error::custom)?;
                 if let Some(row) = row {
-                    let clean = page.skipped.len() == before;
+                    // Only a row read whole, with an id, can be vouched for.
+                    let clean = page.skipped.len() == before && order_id.is_some();
                     page.rows.push(row);
                     page.digests.push(clean.then_some(digest));
                 }
@@ -1097,6 +1147,66 @@ mod tests {
             Some("무선 키보드 \"K10\" <블랙>")
         );
         assert_eq!(unpacked.customer_data.as_ref().unwrap().phone, None);
+    }
+
+    /// Knows the (order id, digest) pairs it was given, with made-up invoice ids.
+    struct Knows(Vec<(u64, RowDigest)>);
+
+    impl KnownRows for Knows {
+        fn known(&self, order_id: u64, digest: &RowDigest) -> Known {
+            match self.0.iter().find(|(id, _)| *id == order_id) {
+                Some((_, d)) if d == digest => Known::Unchanged(vec!["known".to_owned()]),
+                Some(_) => Known::Changed,
+                None => Known::Unknown,
+            }
+        }
+    }
+
+    #[test]
+    fn known_rows_are_left_unparsed_and_can_still_be_parsed() {
+        let rows = [
+            r#"{"id":1,"invoices":[{"invoiceId":11,"isPrinted":true}]}"#,
+            r#"{"id":2,"invoices":[{"invoiceId":21,"isPrinted":"yes"},{"invoiceId":22}]}"#,
+            r#"{"id":3,"invoices":[{"invoiceId":31,"isClosed":false}]}"#,
+        ];
+        let body = format!(r#"{{"total":"3","rows":[{}]}}"#, rows.join(" , "));
+        // Without a filter: one pass, no digests, the same rows.
+        let plain = parse_page(body.as_bytes()).unwrap();
+        assert!(plain.digests.is_empty() && plain.known.is_empty());
+
+        let none = parse_page_with(body.as_bytes(), Some(&Knows(vec![]))).unwrap();
+        assert_eq!(none.rows, plain.rows);
+        assert_eq!(none.skipped, plain.skipped);
+        let digests: Vec<_> = rows.iter().map(|r| RowDigest::of(r.as_bytes())).collect();
+        assert_eq!(
+            none.digests,
+            vec![Some(digests[0]), None, Some(digests[2])],
+            "the digest of each row's exact bytes; none for a row with a skipped invoice"
+        );
+
+        let known = Knows(vec![(3, digests[2]), (1, digests[1])]);
+        let p = parse_page_with(body.as_bytes(), Some(&known)).unwrap();
+        assert_eq!((p.total, p.raw_rows, p.rows.len()), (3, 3, 2));
+        assert_eq!(p.stale, vec![1], "row 1 was known with other bytes");
+        assert_eq!(p.known.len(), 1);
+        let k = &p.known[0];
+        assert_eq!(
+            (k.order_id, k.index, k.invoice_ids.clone()),
+            (3, 2, vec!["known".to_owned()])
+        );
+        assert_eq!(&body.as_bytes()[k.at.clone()], rows[2].as_bytes());
+        let mut skipped = Vec::new();
+        let row = parse_known_row(body.as_bytes(), k, &mut skipped).unwrap();
+        assert_eq!(row, plain.rows[2]);
+        assert!(skipped.is_empty());
+        // A digest is of the bytes, not of the meaning.
+        assert_ne!(
+            RowDigest::of(br#"{"id":3,"invoices":[{"invoiceId":31,"isClosed":true}]}"#),
+            digests[2]
+        );
+        assert_eq!(row_id(r#"{"x":{"id":9},"id":"12"}"#), Some(12));
+        assert_eq!(row_id(r#"{"invoices":[]}"#), None);
+        assert_eq!(row_id("[1]"), None);
     }
 
     #[test]

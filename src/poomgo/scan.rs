@@ -46,6 +46,8 @@ pub struct ScanPage {
     pub known: Vec<KnownRow>,
     /// The page's body when `known` is not empty.
     pub body: Option<bytes::Bytes>,
+    /// Order ids of rows known with other bytes (see [`OrdersPage::stale`]).
+    pub stale: Vec<u64>,
 }
 
 /// What a scan saw.
@@ -231,6 +233,7 @@ impl Scan {
             digests: page.digests,
             known: page.known,
             body: page.body,
+            stale: page.stale,
         })
     }
 }

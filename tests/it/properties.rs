@@ -257,7 +257,7 @@ fn read(
                     invoice: &group.invoice,
                     rows: &group.rows,
                     canceled: group.all_canceled,
-                    row_digest: None,
+                    vouching_row: None,
                 },
                 &ctx,
             );
@@ -303,7 +303,7 @@ proptest! {
                 logistics_partner_name: None,
             };
             let ctx = ctx(&statuses, step, baseline && step == 0);
-            let d = diff(Prior::from_store(previous.as_ref(), None), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, row_digest: None }, &ctx);
+            let d = diff(Prior::from_store(previous.as_ref(), None), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, vouching_row: None }, &ctx);
             let (code, printed, closed, cargo, canceled) = expected(previous.as_ref(), s);
             prop_assert_eq!(&d.snapshot.invoice_code, &code);
             prop_assert_eq!((d.snapshot.is_printed, d.snapshot.is_closed, d.snapshot.canceled), (printed, closed, canceled));
@@ -430,7 +430,7 @@ proptest! {
             logistics_partner_name: None,
         };
         let row = row();
-        let d = diff(Prior::Known(&snapshot), Observation { invoice: &invoice, rows: &[&row], canceled: t.canceled, row_digest: None }, &ctx(&statuses, 1, false));
+        let d = diff(Prior::Known(&snapshot), Observation { invoice: &invoice, rows: &[&row], canceled: t.canceled, vouching_row: None }, &ctx(&statuses, 1, false));
         prop_assert!(d.event.is_none(), "{:?}", d.event);
         prop_assert_eq!(d.snapshot.rev, rev);
     }
@@ -460,7 +460,7 @@ proptest! {
             logistics_partner_name: None,
         };
         let row = row();
-        let d = diff(Prior::Known(&previous), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, row_digest: None }, &ctx(&statuses, 1, false));
+        let d = diff(Prior::Known(&previous), Observation { invoice: &invoice, rows: &[&row], canceled: s.canceled, vouching_row: None }, &ctx(&statuses, 1, false));
         let mut applied = previous.clone();
         for c in d.event.iter().flat_map(|e| &e.changes) {
             match c.field {
