@@ -253,7 +253,7 @@ pub struct PageBatch {
 /// invoice it lists, and those invoice ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownRowRecord {
-    pub digest: u128,
+    pub digest: u64,
     pub day: i32,
     pub invoice_ids: Vec<String>,
 }
@@ -267,23 +267,66 @@ pub struct KnownRowsOn {
     any: bool,
 }
 
-impl crate::poomgo::KnownRows for KnownRowsOn {
-    fn known(&self, order_id: u64, digest: &crate::poomgo::RowDigest) -> crate::poomgo::Known {
+impl KnownRowsOn {
+    fn answer(&self, value: &[u8], digest: &crate::poomgo::RowDigest) -> crate::poomgo::Known {
         use crate::poomgo::Known;
-        if !self.any {
-            return Known::Unknown;
-        }
-        // A read error or an unreadable record: parse the row, and forget
-        // the record.
-        let Ok(Some(value)) = self.rows.get(order_id.to_be_bytes()) else {
-            return Known::Unknown;
-        };
-        match decode::<KnownRowRecord>("rows", &value) {
+        // An unreadable record: parse the row, and forget the record.
+        match decode::<KnownRowRecord>("rows", value) {
             Ok(r) if r.digest != digest.0 => Known::Changed,
             Ok(r) if r.day == self.day => Known::Unchanged(r.invoice_ids),
             Ok(_) => Known::Unknown,
             Err(_) => Known::Changed,
         }
+    }
+}
+
+impl crate::poomgo::KnownRows for KnownRowsOn {
+    fn known(&self, order_id: u64, digest: &crate::poomgo::RowDigest) -> crate::poomgo::Known {
+        if !self.any {
+            return crate::poomgo::Known::Unknown;
+        }
+        // A read error only means "parse the row".
+        match self.rows.get(order_id.to_be_bytes()) {
+            Ok(Some(value)) => self.answer(&value, digest),
+            _ => crate::poomgo::Known::Unknown,
+        }
+    }
+
+    /// A page's rows are mostly a run of neighbouring order ids (the API
+    /// lists newest first): one walk over that range of the tree costs far
+    /// less than a lookup per row (at 100,000 orders, the lookups were a
+    /// sixth of a change poll). When the range holds many more records than
+    /// the page has rows (a window on another axis), row by row.
+    fn known_many(&self, rows: &[(u64, crate::poomgo::RowDigest)]) -> Vec<crate::poomgo::Known> {
+        use crate::poomgo::Known;
+        if !self.any || rows.is_empty() {
+            return vec![Known::Unknown; rows.len()];
+        }
+        let (lo, hi) = rows.iter().fold((u64::MAX, 0), |(lo, hi), (id, _)| {
+            (lo.min(*id), hi.max(*id))
+        });
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for item in self
+            .rows
+            .range(lo.to_be_bytes()..=hi.to_be_bytes())
+            .take(rows.len() * 2 + 16)
+        {
+            let Ok((key, value)) = item else {
+                return rows.iter().map(|(id, d)| self.known(*id, d)).collect();
+            };
+            if let Some(id) = u64_of(&key) {
+                found.insert(id, value);
+            }
+        }
+        if found.len() >= rows.len() * 2 + 16 {
+            return rows.iter().map(|(id, d)| self.known(*id, d)).collect();
+        }
+        rows.iter()
+            .map(|(id, digest)| match found.get(id) {
+                Some(value) => self.answer(value, digest),
+                None => Known::Unknown,
+            })
+            .collect()
     }
 }
 
@@ -1044,8 +1087,30 @@ pub(crate) mod tests {
             Known::Unknown,
             "yesterday's is not known today"
         );
+        // A page at once: one walk over its range of ids, or row by row
+        // when that range holds many more records than the page has rows.
+        store
+            .vouch(10, (100..200).map(|id| (id, record(10))).collect())
+            .unwrap();
+        let on = store.known_rows_on(10).unwrap();
+        let yes = Known::Unchanged(vec!["456000".to_owned()]);
+        assert_eq!(
+            on.known_many(&[
+                (7, digest),
+                (150, digest),
+                (151, RowDigest(1)),
+                (99, digest)
+            ]),
+            [yes.clone(), yes.clone(), Known::Changed, Known::Unknown],
+            "a range of 144 records for 4 rows: row by row"
+        );
+        assert_eq!(
+            on.known_many(&[(122, digest), (120, RowDigest(1)), (121, digest)]),
+            [yes.clone(), Known::Changed, yes],
+            "neighbours: one walk"
+        );
         assert_eq!(store.prune_known_rows(10).unwrap(), 0);
-        assert_eq!(store.prune_known_rows(11).unwrap(), 1);
+        assert_eq!(store.prune_known_rows(11).unwrap(), 101);
         assert_eq!(known(10, 7, digest), Known::Unknown);
     }
 
