@@ -536,6 +536,106 @@ fn day_number(now: DateTime<Utc>) -> i32 {
     crate::poomgo::kst_day(now).num_days_from_ce()
 }
 
+/// The rows of a page to read, each with its digest (`None`: not to be
+/// vouched for), and the skips of reading them.
+struct PageRows<'a> {
+    rows: std::borrow::Cow<'a, [Row]>,
+    digests: std::borrow::Cow<'a, [Option<crate::poomgo::RowDigest>]>,
+    skipped: std::borrow::Cow<'a, [Skip]>,
+}
+
+/// Marks the invoices of the page's known rows seen, except rows that a
+/// parsed row of the page, or a held cancellation, shares an invoice with
+/// (and so on, until none does): those are parsed after all and returned
+/// with the page's other rows.
+fn take_known_rows<'a>(
+    page: &'a ScanPage,
+    state: &mut PollState,
+    report: &mut PollReport,
+) -> PageRows<'a> {
+    let mut out = PageRows {
+        rows: std::borrow::Cow::Borrowed(&page.rows[..]),
+        digests: std::borrow::Cow::Borrowed(&page.digests[..]),
+        skipped: std::borrow::Cow::Borrowed(&page.skipped[..]),
+    };
+    if page.known.is_empty() {
+        return out;
+    }
+    let mut known: Vec<&crate::poomgo::KnownRow> = page.known.iter().collect();
+    let mut listed: HashSet<&str, Fx> = page.rows.iter().flat_map(listed_ids).collect();
+    let held: HashSet<&str, Fx> = state
+        .held
+        .iter()
+        .map(|h| h.invoice.invoice_id.as_str())
+        .collect();
+    let mut read = Vec::new();
+    loop {
+        let (clash, rest): (Vec<_>, Vec<_>) = known.into_iter().partition(|k| {
+            k.invoice_ids
+                .iter()
+                .any(|id| listed.contains(id.as_str()) || held.contains(id.as_str()))
+        });
+        known = rest;
+        if clash.is_empty() {
+            break;
+        }
+        for k in clash {
+            listed.extend(k.invoice_ids.iter().map(String::as_str));
+            read.push(k);
+        }
+    }
+    if !read.is_empty() {
+        let body = page.body.as_deref().unwrap_or_default();
+        let (rows, digests, skipped) = (
+            out.rows.to_mut(),
+            out.digests.to_mut(),
+            out.skipped.to_mut(),
+        );
+        for k in read {
+            if let Some(row) = crate::poomgo::parse_known_row(body, k, skipped) {
+                rows.push(row);
+                digests.push(None);
+            }
+        }
+    }
+    for k in &known {
+        report.rows_unchanged += 1;
+        for id in &k.invoice_ids {
+            if !state.seen.contains(id) {
+                state.seen.insert(id);
+                state.diffed += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Which rows of a page it may vouch for: their digest is clean, and no
+/// invoice of theirs was seen before this page or is listed by another row
+/// of it. (Held cancellations are left out after the diff.)
+fn vouchable(
+    rows: &[Row],
+    digests: &[Option<crate::poomgo::RowDigest>],
+    seen: &SeenInvoices,
+) -> Vec<bool> {
+    let mut listings: HashMap<&str, u32, Fx> = HashMap::default();
+    for row in rows {
+        let mut ids: Vec<&str> = listed_ids(row).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            *listings.entry(id).or_default() += 1;
+        }
+    }
+    rows.iter()
+        .zip(digests.iter().chain(std::iter::repeat(&None)))
+        .map(|(row, d)| {
+            d.is_some()
+                && listed_ids(row).all(|id| !seen.contains(id) && listings.get(id) == Some(&1))
+        })
+        .collect()
+}
+
 /// Every invoice id a row lists, active or canceled.
 fn listed_ids(row: &Row) -> impl Iterator<Item = &str> {
     row.invoices
@@ -554,55 +654,11 @@ fn diff_page(
     let mut batch = PageBatch::default();
     // Rows known with other bytes changed since: forget them with this commit.
     batch.forget_rows.extend(&page.stale);
-    // Known rows are read after all when a parsed row of the page, or a
-    // held cancellation, shares an invoice with them (until none does).
-    let mut rows = std::borrow::Cow::Borrowed(&page.rows[..]);
-    let mut digests = std::borrow::Cow::Borrowed(&page.digests[..]);
-    let mut skipped = std::borrow::Cow::Borrowed(&page.skipped[..]);
-    let mut known: Vec<&crate::poomgo::KnownRow> = page.known.iter().collect();
-    if !known.is_empty() {
-        let mut listed: HashSet<&str, Fx> = page.rows.iter().flat_map(listed_ids).collect();
-        let held: HashSet<&str, Fx> = state
-            .held
-            .iter()
-            .map(|h| h.invoice.invoice_id.as_str())
-            .collect();
-        let mut read = Vec::new();
-        loop {
-            let (clash, rest): (Vec<_>, Vec<_>) = known.into_iter().partition(|k| {
-                k.invoice_ids
-                    .iter()
-                    .any(|id| listed.contains(id.as_str()) || held.contains(id.as_str()))
-            });
-            known = rest;
-            if clash.is_empty() {
-                break;
-            }
-            for k in clash {
-                listed.extend(k.invoice_ids.iter().map(String::as_str));
-                read.push(k);
-            }
-        }
-        if !read.is_empty() {
-            let body = page.body.as_deref().unwrap_or_default();
-            let (rows, digests, skipped) = (rows.to_mut(), digests.to_mut(), skipped.to_mut());
-            for k in read {
-                if let Some(row) = crate::poomgo::parse_known_row(body, k, skipped) {
-                    rows.push(row);
-                    digests.push(None);
-                }
-            }
-        }
-        for k in &known {
-            report.rows_unchanged += 1;
-            for id in &k.invoice_ids {
-                if !state.seen.contains(id) {
-                    state.seen.insert(id);
-                    state.diffed += 1;
-                }
-            }
-        }
-    }
+    let PageRows {
+        rows,
+        digests,
+        skipped,
+    } = take_known_rows(page, state, report);
     for skip in skipped.iter() {
         if let Some(id) = &skip.invoice_id {
             state.seen.insert(id);
@@ -611,28 +667,7 @@ fn diff_page(
             report.skipped.push(skip.clone());
         }
     }
-    // Which parsed rows the page may vouch for: their digest is clean, and
-    // no invoice of theirs was seen before this page or is listed by
-    // another row of it.
-    let mut vouch: Vec<bool> = rows
-        .iter()
-        .zip(digests.iter().chain(std::iter::repeat(&None)))
-        .map(|(row, d)| d.is_some() && listed_ids(row).all(|id| !state.seen.contains(id)))
-        .collect();
-    {
-        let mut listings: HashMap<&str, u32, Fx> = HashMap::default();
-        for row in rows.iter() {
-            let mut ids: Vec<&str> = listed_ids(row).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                *listings.entry(id).or_default() += 1;
-            }
-        }
-        for (row, v) in rows.iter().zip(vouch.iter_mut()) {
-            *v &= listed_ids(row).all(|id| listings.get(id) == Some(&1));
-        }
-    }
+    let vouch = vouchable(&rows, &digests, &state.seen);
     for group in group_page(&rows) {
         let id = group.invoice.invoice_id.as_str();
         if state.seen.contains(id) {
