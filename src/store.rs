@@ -672,7 +672,13 @@ impl Store {
                 pruned.kept += 1;
                 continue;
             }
-            // The tombstone first: a crash in between leaves both, never neither.
+            // A row record that vouches for it goes first: a poll that
+            // skipped the row would count the invoice seen with no snapshot,
+            // and its next change would be recorded silently.
+            if let Some(order_id) = s.vouched_by {
+                self.rows.remove(order_id.to_be_bytes())?;
+            }
+            // The tombstone next: a crash in between leaves both, never neither.
             self.tombstones.insert(&key, &s.rev.to_be_bytes())?;
             // Only if unchanged since read: a concurrent writer would win.
             if self
@@ -1205,16 +1211,26 @@ pub(crate) mod tests {
     fn prune_removes_invoices_unseen_long_enough_and_leaves_tombstones() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 8, &[]).unwrap();
+        let vouched = |order_id| Snapshot {
+            vouched_by: Some(order_id),
+            ..snap(1, false, 100)
+        };
         let batch = PageBatch {
             snapshots: vec![
                 (InvoiceId("old-final".into()), snap(1, true, 100)),
-                (InvoiceId("old-open".into()), snap(1, false, 100)),
+                (InvoiceId("old-open".into()), vouched(7)),
                 (InvoiceId("new-final".into()), snap(1, true, 1000)),
             ],
             entries: vec![],
             ..Default::default()
         };
         store.commit_page(&batch).unwrap();
+        let record = KnownRowRecord {
+            digest: 1,
+            day: 10,
+            invoice_ids: vec!["old-open".into()],
+        };
+        store.vouch(10, vec![(7, record.clone()), (8, record)]).unwrap();
         assert_eq!(
             store.prune(500).unwrap(),
             Pruned {
@@ -1242,6 +1258,14 @@ pub(crate) mod tests {
                 .unwrap()
                 .is_some()
         );
+        use crate::poomgo::{Known, KnownRows, RowDigest};
+        let known = store.known_rows_on(10).unwrap();
+        assert_eq!(
+            known.known(7, &RowDigest(1)),
+            Known::Unknown,
+            "the row that vouched for a pruned invoice is forgotten with it"
+        );
+        assert_ne!(known.known(8, &RowDigest(1)), Known::Unknown);
     }
 
     #[test]
