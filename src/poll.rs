@@ -610,15 +610,17 @@ fn take_known_rows<'a>(
     out
 }
 
-/// Which rows of a page it may vouch for: their digest is clean, and no
-/// invoice of theirs was seen before this page or is listed by another row
-/// of it. (Held cancellations are left out after the diff.)
+/// The rows of a page it may vouch for, by order id: their digest is clean,
+/// their order id is on no other row of the page, and no invoice of theirs
+/// was seen before this page or is listed by another row of it. (Held
+/// cancellations are left out after the diff.)
 fn vouchable(
     rows: &[Row],
     digests: &[Option<crate::poomgo::RowDigest>],
     seen: &SeenInvoices,
-) -> Vec<bool> {
+) -> HashMap<u64, crate::poomgo::RowDigest, Fx> {
     let mut listings: HashMap<&str, u32, Fx> = HashMap::default();
+    let mut orders: HashMap<u64, u32, Fx> = HashMap::default();
     for row in rows {
         let mut ids: Vec<&str> = listed_ids(row).collect();
         ids.sort_unstable();
@@ -626,13 +628,18 @@ fn vouchable(
         for id in ids {
             *listings.entry(id).or_default() += 1;
         }
+        if let Some(order_id) = row.id {
+            *orders.entry(order_id).or_default() += 1;
+        }
     }
     rows.iter()
-        .zip(digests.iter().chain(std::iter::repeat(&None)))
-        .map(|(row, d)| {
-            d.is_some()
+        .zip(digests)
+        .filter_map(|(row, digest)| Some((row.id?, (*digest)?, row)))
+        .filter(|(order_id, _, row)| {
+            orders.get(order_id) == Some(&1)
                 && listed_ids(row).all(|id| !seen.contains(id) && listings.get(id) == Some(&1))
         })
+        .map(|(order_id, digest, _)| (order_id, digest))
         .collect()
 }
 
@@ -705,11 +712,7 @@ fn diff_page(
         }
         // The row that vouches for this reading, if the page may vouch for it.
         let vouching_row = match group.rows[..] {
-            [row] => {
-                let i = (row as *const Row as usize - rows.as_ptr() as usize)
-                    / std::mem::size_of::<Row>().max(1);
-                row.id.filter(|_| vouch.get(i) == Some(&true))
-            }
+            [row] => row.id.filter(|id| vouch.contains_key(id)),
             _ => None,
         };
         observe(
@@ -729,11 +732,11 @@ fn diff_page(
         .iter()
         .map(|h| h.invoice.invoice_id.as_str())
         .collect();
-    for ((row, digest), vouch) in rows.iter().zip(digests.iter()).zip(vouch) {
-        let (Some(digest), Some(order_id)) = (digest, row.id) else {
+    for row in rows.iter() {
+        let Some((order_id, digest)) = row.id.and_then(|id| Some((id, *vouch.get(&id)?))) else {
             continue;
         };
-        if !vouch || listed_ids(row).any(|id| held.contains(id)) {
+        if listed_ids(row).any(|id| held.contains(id)) {
             continue;
         }
         let mut invoice_ids: Vec<String> = listed_ids(row).map(str::to_owned).collect();

@@ -1230,7 +1230,9 @@ pub(crate) mod tests {
             day: 10,
             invoice_ids: vec!["old-open".into()],
         };
-        store.vouch(10, vec![(7, record.clone()), (8, record)]).unwrap();
+        store
+            .vouch(10, vec![(7, record.clone()), (8, record)])
+            .unwrap();
         assert_eq!(
             store.prune(500).unwrap(),
             Pruned {
