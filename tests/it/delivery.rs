@@ -15,6 +15,7 @@ use poomgo_notifier::sim::Simulator;
 
 use crate::support::{
     BIN, Recorder, Reply, SECRET, output, pipeline_app, pipeline_toml, poll_command, simulator,
+    toggle_printed,
 };
 
 fn webhook(rec: &Recorder, extra: &str) -> String {
@@ -22,21 +23,6 @@ fn webhook(rec: &Recorder, extra: &str) -> String {
         "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\nsecret = \"{SECRET}\"\njitter = 0.0\n{extra}\n",
         rec.uri()
     )
-}
-
-/// Changes `n` open invoices (flips `printed`); returns their ids.
-fn change(sim: &Simulator, n: usize) -> Vec<u64> {
-    sim.with_merchant(|m| {
-        m.orders
-            .iter_mut()
-            .flat_map(|o| o.invoices.iter_mut())
-            .take(n)
-            .map(|i| {
-                i.printed = !i.printed;
-                i.id
-            })
-            .collect()
-    })
 }
 
 /// Delivers what is due, again and again, until `done` or `limit`.
@@ -54,7 +40,7 @@ async fn deliver_until(app: &App, limit: Duration, done: impl Fn() -> bool) {
 
 async fn baseline_then(sim: &Simulator, app: &App, n: usize) -> Vec<u64> {
     poll(app, PollOptions::default(), Utc::now()).await.unwrap();
-    let changed = change(sim, n);
+    let changed = toggle_printed(sim, n);
     let report = poll(app, PollOptions::default(), Utc::now()).await.unwrap();
     assert_eq!(report.events as usize, n);
     changed
@@ -365,7 +351,7 @@ async fn a_restart_during_back_off_sends_at_the_persisted_time() {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     run().await;
-    change(&sim, 1);
+    toggle_printed(&sim, 1);
     let out = run().await;
     assert!(out.contains("HTTP 503"), "{out}");
     assert_eq!(rec.got().len(), 1);
@@ -436,7 +422,7 @@ async fn the_cli_lists_shows_replays_and_purges_dead_letters() {
         c
     };
     output(poll_command(&config)).await;
-    change(&sim, 1);
+    toggle_printed(&sim, 1);
     let out = output(poll_command(&config)).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -527,7 +513,7 @@ async fn new_dead_letters_and_failing_polls_are_alerted_once_an_hour() {
     );
     assert!(sent.iter().any(|t| t.contains("HTTP 500")), "{sent:?}");
     // Within the hour: nothing again, even with a new dead letter.
-    change(&sim, 1);
+    toggle_printed(&sim, 1);
     poll(&app, PollOptions::default(), Utc::now())
         .await
         .unwrap();
@@ -726,7 +712,7 @@ async fn a_template_that_fails_is_a_dead_letter_and_the_queue_moves_on() {
         assert!(m.cancel(id));
         id
     });
-    change(&sim, 5);
+    toggle_printed(&sim, 5);
     poll(&app, PollOptions::default(), Utc::now())
         .await
         .unwrap();

@@ -4,36 +4,19 @@
 use chrono::{Duration, Utc};
 use serde_json::Value;
 
-use poomgo_notifier::config::Config;
 use poomgo_notifier::poll::{App, PollOptions, deliver_all, poll};
 use poomgo_notifier::poomgo::InvoiceId;
 use poomgo_notifier::sim::Simulator;
 
-use crate::support::{LEGACY_PLAN, Recorder, Reply, simulator};
+use crate::support::{Recorder, Reply, pipeline_app, simulator, toggle_printed};
 
 /// One `created` window read every poll; every event to a recorder.
 fn app(sim: &Simulator, dir: &std::path::Path, rec: &Recorder) -> App {
-    let text = format!(
-        r#"
-[poomgo]
-base_url = "{}"
-api_key = "sim-key"
-retry_base = "10ms"
-retry_max = "100ms"
-{LEGACY_PLAN}
-[store]
-path = "{}"
-cache_mb = 8
-[[targets]]
-name = "erp"
-kind = "webhook"
-url = "{}/erp"
-"#,
-        sim.base_url(),
-        dir.join("store").display(),
+    let target = format!(
+        "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\n",
         rec.uri()
     );
-    App::new(Config::parse(&text, "test.toml", dir.to_owned(), &|_| None).unwrap()).unwrap()
+    pipeline_app(sim, dir, &target)
 }
 
 fn types(rec: &Recorder) -> Vec<(String, String)> {
@@ -47,21 +30,6 @@ fn types(rec: &Recorder) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Toggles `isPrinted` of the first `n` invoices; their ids.
-fn toggle_printed(sim: &Simulator, n: usize) -> Vec<u64> {
-    sim.with_merchant(|m| {
-        m.orders
-            .iter_mut()
-            .flat_map(|o| o.invoices.iter_mut())
-            .take(n)
-            .map(|i| {
-                i.printed = !i.printed;
-                i.id
-            })
-            .collect()
-    })
 }
 
 #[tokio::test]

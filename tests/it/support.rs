@@ -456,3 +456,19 @@ impl Recorder {
             .collect()
     }
 }
+
+/// Flips `isPrinted` of the first `n` invoices of the simulated merchant;
+/// returns their ids.
+pub fn toggle_printed(sim: &Simulator, n: usize) -> Vec<u64> {
+    sim.with_merchant(|m| {
+        m.orders
+            .iter_mut()
+            .flat_map(|o| o.invoices.iter_mut())
+            .take(n)
+            .map(|i| {
+                i.printed = !i.printed;
+                i.id
+            })
+            .collect()
+    })
+}
