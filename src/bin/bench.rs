@@ -302,15 +302,8 @@ fn sled_alone(n: usize) {
 
 /// Peak RSS (MiB) of [`sled_alone`] as a child process.
 fn sled_alone_rss(n: usize) -> f64 {
-    let out = std::process::Command::new("/usr/bin/time")
-        .args(["-f", "TIME %M"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--sled-alone", "--orders", &n.to_string()])
-        .output()
-        .expect("/usr/bin/time is needed for the memory figures");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr.lines().find(|l| l.starts_with("TIME ")).unwrap();
-    line[5..].trim().parse::<f64>().unwrap() / 1024.0
+    let exe = std::env::current_exe().unwrap();
+    time_of(&exe, &["--sled-alone", "--orders", &n.to_string()]).1
 }
 
 /// User + system CPU seconds of this process so far.
@@ -418,13 +411,18 @@ fn start_sim(orders: usize, latency_ms: usize) -> Sim {
 
 /// (wall s, peak RSS MiB, user+sys CPU s) of one `poomgo-notifier` run.
 fn timed(args: &[&str]) -> (f64, f64, f64, String) {
+    time_of(&notifier(), args)
+}
+
+/// (wall s, peak RSS MiB, user+sys CPU s, stdout) of `program` under `/usr/bin/time`.
+fn time_of(program: &std::path::Path, args: &[&str]) -> (f64, f64, f64, String) {
     let out = std::process::Command::new("/usr/bin/time")
         .args(["-f", "TIME %e %M %U %S"])
-        .arg(notifier())
+        .arg(program)
         .args(args)
         .env("RUST_LOG", "error")
         .output()
-        .expect("/usr/bin/time is needed for the poll figures");
+        .expect("/usr/bin/time is needed for the poll and memory figures");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let line = stderr
         .lines()
