@@ -72,10 +72,19 @@ pub struct OrderRef {
 }
 
 impl OrderRef {
-    fn of(row: &Row) -> OrderRef {
+    pub fn of(row: &Row) -> OrderRef {
         OrderRef {
             id: row.id,
             order_code: row.order_code.clone(),
+        }
+    }
+
+    /// A row that says nothing but which order it is.
+    pub fn to_row(&self) -> Row {
+        Row {
+            id: self.id,
+            order_code: self.order_code.clone(),
+            ..Row::default()
         }
     }
 }

@@ -231,8 +231,9 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     (ours, (before + after) / 2.0)
 }
 
-/// A baseline's writes alone: `n` new snapshots committed through
-/// `Store::commit_page` in pages of 500, as a poll commits them. Returns
+/// A baseline's writes alone: `n` new snapshots (no events) committed
+/// through `Store::commit_page` in pages of 500, as a baseline poll commits
+/// them. Returns
 /// (wall seconds, CPU seconds of this process).
 fn store_commit(n: usize) -> (f64, f64) {
     use poomgo_notifier::diff::Snapshot;
@@ -244,7 +245,7 @@ fn store_commit(n: usize) -> (f64, f64) {
         .collect::<Vec<_>>()
         .chunks(500)
         .map(|chunk| PageBatch {
-            snapshots: chunk
+            quiet: chunk
                 .iter()
                 .map(|&i| {
                     (

@@ -436,6 +436,52 @@ async fn a_combined_shipment_across_pages_is_one_event_naming_every_order() {
     combined_shipment(20).await;
 }
 
+/// A baseline holds every canceled invoice until its scan ends, keeping of
+/// the rows only what names their orders: the snapshot of a combined
+/// shipment canceled in every row still knows both orders.
+#[tokio::test]
+async fn a_baseline_remembers_every_order_of_a_combined_shipment_canceled_in_every_row() {
+    let sim = simulator(300).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (invoice, codes) = sim.with_merchant(|m| {
+        let owner = m
+            .orders
+            .iter()
+            .position(|o| o.invoices.len() == 1 && o.canceled.is_empty())
+            .expect("an order with one invoice");
+        let other = m.orders.len() - 1;
+        let id = m.orders[owner].invoices[0].id;
+        m.link(other, id);
+        assert!(m.cancel(id));
+        m.orders[other].linked.last_mut().unwrap().canceled = true;
+        (
+            id,
+            HashSet::from([
+                m.orders[owner].order_code.clone(),
+                m.orders[other].order_code.clone(),
+            ]),
+        )
+    });
+    // Small pages: the two rows are far apart, so the first is held for long.
+    let app = pipeline_app_with(&sim, dir.path(), "page_size = 20", "");
+    let report = poll(&app, PollOptions::default(), Utc::now())
+        .await
+        .unwrap();
+    assert!(report.baseline && report.events == 0, "{report:?}");
+    let snapshot = app
+        .store
+        .snapshot(&poomgo_notifier::poomgo::InvoiceId(invoice.to_string()))
+        .unwrap()
+        .expect("recorded by the baseline");
+    assert!(snapshot.canceled);
+    let known: HashSet<String> = snapshot
+        .orders
+        .iter()
+        .map(|o| o.order_code.clone().unwrap())
+        .collect();
+    assert_eq!(known, codes);
+}
+
 #[tokio::test]
 async fn a_wider_window_records_older_invoices_silently() {
     let sim = simulator(600).await;
