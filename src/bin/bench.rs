@@ -30,7 +30,7 @@
 //! snapshots committed through `Store::commit_page` in pages of 500, as a
 //! baseline poll writes them, without fetching or parsing;
 //! `sled_alone_insert_rss_mib`: the peak memory of sled by itself inserting
-//! N snapshot-sized values in batches of 500 (its own process, 32 MiB cache),
+//! N snapshot-sized values one by one (its own process, the default cache),
 //! the floor under a baseline poll's memory.
 //!
 //! Delivery figures: `delivery_events_per_second` (N pending signed webhook
@@ -41,6 +41,7 @@
 use std::time::{Duration, Instant};
 
 use poomgo_notifier::config::Config;
+use poomgo_notifier::config::DEFAULT_CACHE_MB;
 use poomgo_notifier::poll::App;
 use poomgo_notifier::store::PageBatch;
 
@@ -240,7 +241,8 @@ fn store_commit(n: usize) -> (f64, f64) {
     use poomgo_notifier::poomgo::InvoiceId;
     let dir = WorkDir::new();
     let store =
-        poomgo_notifier::store::Store::open(&dir.path().join("store"), 32, &["erp"]).unwrap();
+        poomgo_notifier::store::Store::open(&dir.path().join("store"), DEFAULT_CACHE_MB, &["erp"])
+            .unwrap();
     let pages: Vec<PageBatch> = (0..n)
         .collect::<Vec<_>>()
         .chunks(500)
@@ -279,24 +281,21 @@ fn store_commit(n: usize) -> (f64, f64) {
 }
 
 /// sled by itself, none of the notifier's code: `n` keys like invoice ids,
-/// values the size of a snapshot, inserted in batches of 500 into a fresh
-/// store with the default 32 MiB cache, each batch made on the fly. Run as
-/// its own process (`--sled-alone`) so that its peak RSS is sled's.
+/// values the size of a snapshot, inserted one by one (as a baseline writes
+/// its snapshots) into a fresh store with the default cache. Run as its own
+/// process (`--sled-alone`) so that its peak RSS is sled's.
 fn sled_alone(n: usize) {
     let dir = WorkDir::new();
     let db = sled::Config::new()
         .path(dir.path().join("sled"))
-        .cache_capacity(32 * 1024 * 1024)
+        .cache_capacity(DEFAULT_CACHE_MB * 1024 * 1024)
         .open()
         .unwrap();
     let tree = db.open_tree("snapshots").unwrap();
     let value = [7u8; 80];
-    for start in (0..n).step_by(500) {
-        let mut batch = sled::Batch::default();
-        for i in start..(start + 500).min(n) {
-            batch.insert((456_000 + i).to_string().as_bytes(), &value[..]);
-        }
-        tree.apply_batch(batch).unwrap();
+    for i in 0..n {
+        tree.insert((456_000 + i).to_string().as_bytes(), &value[..])
+            .unwrap();
     }
     db.flush().unwrap();
 }
