@@ -1,7 +1,8 @@
 //! One poll, end to end: for each window of the plan, scan its pages, diff
-//! each page against the store, commit the page (snapshots + outbox entries in
-//! one transaction, flushed before anything of it can be sent), and after
-//! the last page record the window's baseline; then prune.
+//! each page against the store, commit the page (its events' snapshots and
+//! outbox entries in one transaction, flushed before anything of it can be
+//! sent; see [`crate::store`]), and after the last page record the window's
+//! baseline; then prune.
 //!
 //! What keeps it correct on a bad day:
 //!
