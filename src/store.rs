@@ -38,8 +38,8 @@
 //! transaction. That is a measured choice, not a shortcut: every sled
 //! transaction (and `apply_batch`) pins the log for an atomic batch, and over
 //! a baseline's run of such commits sled kept far more of its nodes in
-//! memory than its cache allows: at 300,000 orders with a 2 MiB cache, 161
-//! MiB peak with a transaction per page against 86 MiB with plain inserts
+//! memory than its cache allows: at 300,000 orders with a 2 MiB cache, 157
+//! MiB peak with a transaction per page against 84 MiB with plain inserts
 //! (heaptrack: 42 MB of nodes read back from disk and 25 MB of node copies
 //! left live, against 4 and 6).
 //!
