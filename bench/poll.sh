@@ -30,7 +30,7 @@ windows = []
 created_every = 1
 [store]
 path = "$work/store"
-cache_mb = ${CACHE_MB:-64}
+cache_mb = ${CACHE_MB:-8}
 [[targets]]
 name = "erp"
 kind = "webhook"
