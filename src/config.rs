@@ -727,7 +727,7 @@ mod tests {
             (500, 14, 2)
         );
         assert_eq!(c.poomgo.request_timeout, Duration::from_secs(30));
-        assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 32));
+        assert_eq!((c.store.retention_days, c.store.cache_mb), (30, 8));
         assert_eq!(c.poomgo.api_key.expose_secret(), "secret-key-value");
     }
 
