@@ -1091,27 +1091,22 @@ pub(crate) mod tests {
         assert_eq!(hits.len(), 1);
     }
 
-    #[test]
-    fn a_schema_2_store_is_read_as_it_is_and_marked_schema_3() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
+    /// A store as an older schema left it: `meta` entries, and invoice
+    /// 456000's snapshot as record `version` followed by `old` in postcard.
+    /// Returns that invoice's snapshot and the store, opened by this binary.
+    fn open_old_store(
+        path: &Path,
+        meta: &[(&[u8], &[u8])],
+        version: u8,
+        old: impl Serialize,
+    ) -> (Snapshot, Store) {
         {
-            let db = sled::open(&path).unwrap();
-            let meta = db.open_tree("meta").unwrap();
-            meta.insert(META_SCHEMA, &2u32.to_be_bytes()).unwrap();
-            // Schema 2's snapshot: the same fields, without `vouched_by`.
-            let old = (
-                4u64,
-                Some(Some("380")),
-                Some(true),
-                Some(false),
-                Some(None::<String>),
-                false,
-                false,
-                99i64,
-                vec![(Some(7u64), Some("20261201_000001"))],
-            );
-            let mut bytes = vec![2u8];
+            let db = sled::open(path).unwrap();
+            let tree = db.open_tree("meta").unwrap();
+            for (key, value) in meta {
+                tree.insert(key, *value).unwrap();
+            }
+            let mut bytes = vec![version];
             bytes.extend(postcard::to_stdvec(&old).unwrap());
             db.open_tree("snapshots")
                 .unwrap()
@@ -1119,11 +1114,31 @@ pub(crate) mod tests {
                 .unwrap();
             db.flush().unwrap();
         }
-        let store = Store::open(&path, 8, &[]).unwrap();
-        let s = store
+        let store = Store::open(path, 8, &[]).unwrap();
+        let snapshot = store
             .snapshot(&InvoiceId("456000".into()))
             .unwrap()
             .unwrap();
+        (snapshot, store)
+    }
+
+    #[test]
+    fn a_schema_2_store_is_read_as_it_is_and_marked_schema_3() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        // Schema 2's snapshot: the same fields, without `vouched_by`.
+        let old = (
+            4u64,
+            Some(Some("380")),
+            Some(true),
+            Some(false),
+            Some(None::<String>),
+            false,
+            false,
+            99i64,
+            vec![(Some(7u64), Some("20261201_000001"))],
+        );
+        let (s, store) = open_old_store(&path, &[(META_SCHEMA, &2u32.to_be_bytes())], 2, old);
         assert_eq!((s.rev, s.last_seen, s.vouched_by), (4, 99, None));
         assert_eq!(s.orders[0].order_code.as_deref(), Some("20261201_000001"));
         assert_eq!(
@@ -1185,35 +1200,20 @@ pub(crate) mod tests {
     fn a_schema_1_store_is_migrated_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
-            let db = sled::open(&path).unwrap();
-            let meta = db.open_tree("meta").unwrap();
-            meta.insert(META_SCHEMA, &1u32.to_be_bytes()).unwrap();
-            meta.insert(META_BASELINE, &[1u8]).unwrap();
-            let old = (
-                3u64,
-                Some("380"),
-                true,
-                true,
-                None::<String>,
-                false,
-                false,
-                99i64,
-            );
-            let mut bytes = vec![1u8];
-            bytes.extend(postcard::to_stdvec(&old).unwrap());
-            db.open_tree("snapshots")
-                .unwrap()
-                .insert("456000", bytes)
-                .unwrap();
-            db.flush().unwrap();
-        }
-        let store = Store::open(&path, 8, &[]).unwrap();
+        let old = (
+            3u64,
+            Some("380"),
+            true,
+            true,
+            None::<String>,
+            false,
+            false,
+            99i64,
+        );
+        let meta: [(&[u8], &[u8]); 2] =
+            [(META_SCHEMA, &1u32.to_be_bytes()), (META_BASELINE, &[1u8])];
+        let (s, store) = open_old_store(&path, &meta, 1, old);
         assert!(store.legacy_baseline_done().unwrap());
-        let s = store
-            .snapshot(&InvoiceId("456000".into()))
-            .unwrap()
-            .unwrap();
         assert_eq!(
             (s.rev, s.invoice_code, s.last_seen),
             (3, Some(Some("380".into())), 99)
