@@ -10,13 +10,30 @@ use poomgo_notifier::sim::Simulator;
 
 use crate::support::{Recorder, Reply, pipeline_app, simulator, toggle_printed};
 
-/// One `created` window read every poll; every event to a recorder.
-fn app(sim: &Simulator, dir: &std::path::Path, rec: &Recorder) -> App {
+/// A simulated merchant with `orders` orders and an app reading one
+/// `created` window every poll, every event to a recorder.
+struct Fixture {
+    app: App,
+    sim: Simulator,
+    rec: Recorder,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(orders: usize) -> Fixture {
+    let sim = simulator(orders).await;
+    let rec = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
     let target = format!(
         "[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\n",
         rec.uri()
     );
-    pipeline_app(sim, dir, &target)
+    let app = pipeline_app(&sim, dir.path(), &target);
+    Fixture {
+        app,
+        sim,
+        rec,
+        _dir: dir,
+    }
 }
 
 fn types(rec: &Recorder) -> Vec<(String, String)> {
@@ -34,20 +51,18 @@ fn types(rec: &Recorder) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn rows_read_today_are_skipped_and_a_flip_and_flip_back_is_still_seen() {
-    let sim = simulator(300).await;
-    let rec = Recorder::start(Reply::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(&sim, dir.path(), &rec);
+    let fx = fixture(300).await;
+    let (app, sim, rec) = (&fx.app, &fx.sim, &fx.rec);
     let now = Utc::now();
-    let base = poll(&app, PollOptions::default(), now).await.unwrap();
+    let base = poll(app, PollOptions::default(), now).await.unwrap();
     assert!(base.baseline && base.is_complete());
     assert_eq!(base.rows_unchanged, 0, "a new store knows no row");
 
     // Nothing changed: most rows are known, and every invoice still counts.
     // (The first idle poll vouches for a few more rows: those whose
     // cancellations the baseline held until its scan ended.)
-    poll(&app, PollOptions::default(), now).await.unwrap();
-    let idle = poll(&app, PollOptions::default(), now).await.unwrap();
+    poll(app, PollOptions::default(), now).await.unwrap();
+    let idle = poll(app, PollOptions::default(), now).await.unwrap();
     assert_eq!(idle.events, 0);
     assert_eq!(idle.invoices_seen, base.invoices_seen);
     let rows = sim.with_merchant(|m| m.orders.len()) as u64;
@@ -58,18 +73,18 @@ async fn rows_read_today_are_skipped_and_a_flip_and_flip_back_is_still_seen() {
     );
 
     // Three invoices printed: read, announced; their rows are known again after.
-    let changed = toggle_printed(&sim, 3);
-    let r = poll(&app, PollOptions::default(), now).await.unwrap();
+    let changed = toggle_printed(sim, 3);
+    let r = poll(app, PollOptions::default(), now).await.unwrap();
     assert_eq!(r.events, 3);
     assert!(r.rows_unchanged < idle.rows_unchanged);
     assert_eq!(r.invoices_seen, base.invoices_seen);
     // And un-printed again: the rows' bytes are the ones known this morning,
     // which must not hide the change back.
-    toggle_printed(&sim, 3);
-    let r = poll(&app, PollOptions::default(), now).await.unwrap();
+    toggle_printed(sim, 3);
+    let r = poll(app, PollOptions::default(), now).await.unwrap();
     assert_eq!(r.events, 3, "the flip back is announced");
-    deliver_all(&app).await.unwrap();
-    let got = types(&rec);
+    deliver_all(app).await.unwrap();
+    let got = types(rec);
     assert_eq!(got.len(), 6, "{got:?}");
     for id in &changed {
         let of: Vec<&str> = got
@@ -83,22 +98,20 @@ async fn rows_read_today_are_skipped_and_a_flip_and_flip_back_is_still_seen() {
 
     // The next Korea-time day, every row is read again (and nothing is announced).
     let tomorrow = now + Duration::days(1);
-    let r = poll(&app, PollOptions::default(), tomorrow).await.unwrap();
+    let r = poll(app, PollOptions::default(), tomorrow).await.unwrap();
     assert_eq!((r.rows_unchanged, r.events), (0, 0));
-    let r = poll(&app, PollOptions::default(), tomorrow).await.unwrap();
+    let r = poll(app, PollOptions::default(), tomorrow).await.unwrap();
     assert!(r.rows_unchanged * 10 >= rows * 9);
 }
 
 #[tokio::test]
 async fn a_known_row_is_read_again_when_another_row_of_its_page_lists_its_invoice() {
-    let sim = simulator(120).await;
-    let rec = Recorder::start(Reply::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(&sim, dir.path(), &rec);
+    let fx = fixture(120).await;
+    let (app, sim) = (&fx.app, &fx.sim);
     let now = Utc::now();
-    poll(&app, PollOptions::default(), now).await.unwrap();
-    poll(&app, PollOptions::default(), now).await.unwrap();
-    let idle = poll(&app, PollOptions::default(), now).await.unwrap();
+    poll(app, PollOptions::default(), now).await.unwrap();
+    poll(app, PollOptions::default(), now).await.unwrap();
+    let idle = poll(app, PollOptions::default(), now).await.unwrap();
     assert!(idle.rows_unchanged > 0);
 
     // Another order starts listing an invoice of a known row: a combined
@@ -114,7 +127,7 @@ async fn a_known_row_is_read_again_when_another_row_of_its_page_lists_its_invoic
         m.link(other, id);
         (id, m.orders[other].order_code.clone())
     });
-    let r = poll(&app, PollOptions::default(), now).await.unwrap();
+    let r = poll(app, PollOptions::default(), now).await.unwrap();
     assert!(r.is_complete());
     assert!(
         r.rows_unchanged + 2 <= idle.rows_unchanged,
@@ -147,13 +160,11 @@ async fn a_cancellation_and_its_withdrawal_are_both_seen_on_a_known_row() {
     // row came with other bytes, and its invoice was read other than through
     // it alone: either is enough), or the withdrawal, the row's old bytes
     // again, would pass unread. Without both, this test fails.
-    let sim = simulator(150).await;
-    let rec = Recorder::start(Reply::status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let app = app(&sim, dir.path(), &rec);
+    let fx = fixture(150).await;
+    let (app, sim, rec) = (&fx.app, &fx.sim, &fx.rec);
     let now = Utc::now();
     for _ in 0..3 {
-        poll(&app, PollOptions::default(), now).await.unwrap();
+        poll(app, PollOptions::default(), now).await.unwrap();
     }
     let id = sim.with_merchant(|m| {
         let id = m
@@ -165,12 +176,12 @@ async fn a_cancellation_and_its_withdrawal_are_both_seen_on_a_known_row() {
         assert!(m.cancel(id));
         id
     });
-    let r = poll(&app, PollOptions::default(), now).await.unwrap();
+    let r = poll(app, PollOptions::default(), now).await.unwrap();
     assert_eq!(r.events, 1);
     sim.with_merchant(|m| assert!(m.uncancel(id)));
-    let r = poll(&app, PollOptions::default(), now).await.unwrap();
+    let r = poll(app, PollOptions::default(), now).await.unwrap();
     assert_eq!(r.events, 1, "the withdrawal is read, not skipped as known");
-    deliver_all(&app).await.unwrap();
-    let got: Vec<String> = types(&rec).into_iter().map(|(t, _)| t).collect();
+    deliver_all(app).await.unwrap();
+    let got: Vec<String> = types(rec).into_iter().map(|(t, _)| t).collect();
     assert_eq!(got, ["invoice.canceled", "invoice.uncanceled"]);
 }
