@@ -200,8 +200,8 @@ fn default_store_path() -> PathBuf {
 fn default_retention_days() -> u32 {
     30
 }
-/// sled keeps about four times its nominal cache in memory (its nodes are
-/// bigger in memory than on disk): 8 MiB kept a 100,000-order baseline
+/// sled keeps about twice its nominal cache in memory or more (it counts
+/// nodes by their size on disk, and they are bigger in memory): 8 MiB kept a 100,000-order baseline
 /// under 64 MiB of RSS (see the README's performance section).
 pub const DEFAULT_CACHE_MB: u64 = 8;
 
