@@ -53,8 +53,8 @@ pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
     let mut skipped = 0;
     while let Some(page) = scan.next_page().await {
         let page = page?;
-        skipped += page.skipped.len();
-        for row in &page.rows {
+        skipped += page.content.skipped.len();
+        for row in &page.content.rows {
             for i in row.invoices.iter().chain(&row.canceled_invoices) {
                 invoices.insert(i.invoice_id.clone());
             }

@@ -600,15 +600,15 @@ fn take_known_rows<'a>(
     report: &mut PollReport,
 ) -> PageRows<'a> {
     let mut out = PageRows {
-        rows: std::borrow::Cow::Borrowed(&page.rows[..]),
-        digests: std::borrow::Cow::Borrowed(&page.digests[..]),
-        skipped: std::borrow::Cow::Borrowed(&page.skipped[..]),
+        rows: std::borrow::Cow::Borrowed(&page.content.rows[..]),
+        digests: std::borrow::Cow::Borrowed(&page.content.digests[..]),
+        skipped: std::borrow::Cow::Borrowed(&page.content.skipped[..]),
     };
-    if page.known.is_empty() {
+    if page.content.known.is_empty() {
         return out;
     }
-    let mut known: Vec<&crate::poomgo::KnownRow> = page.known.iter().collect();
-    let mut listed: HashSet<&str, Fx> = page.rows.iter().flat_map(listed_ids).collect();
+    let mut known: Vec<&crate::poomgo::KnownRow> = page.content.known.iter().collect();
+    let mut listed: HashSet<&str, Fx> = page.content.rows.iter().flat_map(listed_ids).collect();
     let held = &state.held;
     let mut read = Vec::new();
     loop {
@@ -627,7 +627,7 @@ fn take_known_rows<'a>(
         }
     }
     if !read.is_empty() {
-        let body = page.body.as_deref().unwrap_or_default();
+        let body = page.content.body.as_deref().unwrap_or_default();
         let (rows, digests, skipped) = (
             out.rows.to_mut(),
             out.digests.to_mut(),
@@ -702,7 +702,7 @@ fn diff_page(
 ) -> Result<PageBatch, StoreError> {
     let mut batch = PageBatch::default();
     // Rows known with other bytes changed since: forget them with this commit.
-    batch.forget_rows.extend(&page.stale);
+    batch.forget_rows.extend(&page.content.stale);
     let PageRows {
         rows,
         digests,

@@ -29,25 +29,17 @@ use std::{collections::VecDeque, sync::Arc};
 use tokio::task::JoinHandle;
 
 use super::client::{PoomgoClient, PoomgoError};
-use super::model::{KnownRow, KnownRows, OrdersPage, Query, Row, RowDigest, Skip};
+use super::model::{KnownRows, OrdersPage, Query};
 
 /// One page of a scan.
 #[derive(Debug)]
 pub struct ScanPage {
     pub number: u32,
-    pub rows: Vec<Row>,
-    /// Invoices and rows the parser left out of `rows`.
-    pub skipped: Vec<Skip>,
     /// The page held fewer rows than its `total` promised, twice.
     pub short: bool,
-    /// Each row's digest, parallel to `rows` (see [`Scan::with_known`]).
-    pub digests: Vec<Option<RowDigest>>,
-    /// Rows the scan's [`KnownRows`] recognised, left unparsed.
-    pub known: Vec<KnownRow>,
-    /// The page's body when `known` is not empty.
-    pub body: Option<bytes::Bytes>,
-    /// Order ids of rows known with other bytes (see [`OrdersPage::stale`]).
-    pub stale: Vec<u64>,
+    /// What it held, as read: its rows, skips, and what the scan's
+    /// [`KnownRows`] recognised (see [`Scan::with_known`]).
+    pub content: OrdersPage,
 }
 
 /// What a scan saw.
@@ -227,13 +219,8 @@ impl Scan {
         }
         Ok(ScanPage {
             number,
-            rows: page.rows,
-            skipped: page.skipped,
             short,
-            digests: page.digests,
-            known: page.known,
-            body: page.body,
-            stale: page.stale,
+            content: page,
         })
     }
 }

@@ -21,7 +21,7 @@ async fn collect(
     let mut scan = client.scan(query);
     let mut seen = HashMap::new();
     while let Some(page) = scan.next_page().await {
-        for row in page?.rows {
+        for row in page?.content.rows {
             let all = row
                 .invoices
                 .into_iter()
@@ -105,7 +105,7 @@ async fn created_at_filters_by_korea_time_day_and_order_code_finds_one_order() {
     let mut scan = client.scan(query);
     let mut ids = HashSet::new();
     while let Some(page) = scan.next_page().await {
-        ids.extend(page.unwrap().rows.into_iter().filter_map(|r| r.id));
+        ids.extend(page.unwrap().content.rows.into_iter().filter_map(|r| r.id));
     }
     assert_eq!(ids, expected);
     assert_eq!(scan.stats().total, expected.len() as u64);
@@ -184,7 +184,7 @@ async fn confirm_and_close_filters_select_by_invoice_days() {
         let mut scan = client.scan(query);
         let mut ids = HashSet::new();
         while let Some(page) = scan.next_page().await {
-            ids.extend(page.unwrap().rows.into_iter().filter_map(|r| r.id));
+            ids.extend(page.unwrap().content.rows.into_iter().filter_map(|r| r.id));
         }
         assert_eq!(ids, expected);
     }
@@ -384,7 +384,7 @@ async fn drift_during_a_scan_yields_no_duplicate_and_misses_nothing() {
     let mut repeated = 0;
     let mut pages = 0;
     while let Some(page) = scan.next_page().await {
-        for row in page.unwrap().rows {
+        for row in page.unwrap().content.rows {
             for i in row.invoices.iter().chain(&row.canceled_invoices) {
                 if !seen.insert(i.invoice_id.to_string()) {
                     repeated += 1;
