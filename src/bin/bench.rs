@@ -36,7 +36,9 @@
 //! Delivery figures: `delivery_events_per_second` (N pending signed webhook
 //! events drained through the real driver: render, sign, send, durable
 //! removal), `plain_client_events_per_second` (the same bodies posted by a
-//! plain reqwest client with the same concurrency) and their ratio.
+//! plain reqwest client with the same concurrency) and their ratio;
+//! `delivery_cpu_per_event` and `plain_client_cpu_per_event`: this process's
+//! CPU per event during each (the receiver's included, the same for both).
 
 use std::time::{Duration, Instant};
 
@@ -156,11 +158,15 @@ fn main() {
     let mut ours = Vec::new();
     let mut plain = Vec::new();
     let mut ratios = Vec::new();
+    let mut ours_cpu = Vec::new();
+    let mut plain_cpu = Vec::new();
     for _ in 0..runs {
-        let (a, b) = rt.block_on(delivery(addr, events));
-        ratios.push(a / b);
-        ours.push(a);
-        plain.push(b);
+        let drain = rt.block_on(delivery(addr, events));
+        ratios.push(drain.ours / drain.plain);
+        ours.push(drain.ours);
+        plain.push(drain.plain);
+        ours_cpu.push(drain.ours_cpu);
+        plain_cpu.push(drain.plain_cpu);
     }
     let spread = |v: &[f64]| {
         let min = v.iter().cloned().fold(f64::MAX, f64::min);
@@ -177,13 +183,30 @@ fn main() {
         "plain_client_events_per_second {:.0} events/s",
         events as f64 / median(plain)
     );
+    println!(
+        "delivery_cpu_per_event {:.1} us",
+        median(ours_cpu) * 1e6 / events as f64
+    );
+    println!(
+        "plain_client_cpu_per_event {:.1} us",
+        median(plain_cpu) * 1e6 / events as f64
+    );
     println!("delivery_vs_plain {:.2} x", median(ratios));
     println!("delivery_vs_plain_min {lo:.2} x");
     println!("delivery_vs_plain_max {hi:.2} x");
 }
 
-/// Seconds to drain `n` events through the driver, and for a plain client.
-async fn delivery(addr: std::net::SocketAddr, n: usize) -> (f64, f64) {
+/// Draining `n` events through the driver, and the same bodies through a
+/// plain client: wall seconds and this process's CPU seconds (the receiver's
+/// included, the same for both).
+struct Drain {
+    ours: f64,
+    plain: f64,
+    ours_cpu: f64,
+    plain_cpu: f64,
+}
+
+async fn delivery(addr: std::net::SocketAddr, n: usize) -> Drain {
     let dir = WorkDir::new();
     let text = format!(
         r#"
@@ -223,13 +246,22 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
     // Plain, ours, plain: the plain figure is the mean of the two around ours,
     // so a machine that slows down or speeds up mid-run counts for both.
+    let cpu0 = process_cpu();
     let before = plain_client(addr, bodies.clone()).await;
+    let cpu1 = process_cpu();
     let started = Instant::now();
     let report = poomgo_notifier::poll::deliver_all(&app).await.unwrap();
     let ours = started.elapsed().as_secs_f64();
+    let cpu2 = process_cpu();
     assert_eq!(report.delivered as usize, n, "{report:?}");
     let after = plain_client(addr, bodies).await;
-    (ours, (before + after) / 2.0)
+    let cpu3 = process_cpu();
+    Drain {
+        ours,
+        plain: (before + after) / 2.0,
+        ours_cpu: cpu2 - cpu1,
+        plain_cpu: ((cpu1 - cpu0) + (cpu3 - cpu2)) / 2.0,
+    }
 }
 
 /// A baseline's writes alone: `n` new snapshots (no events) committed
