@@ -134,8 +134,8 @@ pub async fn round(
     Ok(round)
 }
 
-/// Removes the delivered entries of `round` and adds their attempts to the
-/// history, in one batch each.
+/// Removes the delivered entries of `round` and adds their deliveries to the
+/// history (written together: see [`History::record_delivered`]).
 fn remove_delivered(
     queue: &Queue<'_>,
     history: &History,
@@ -148,18 +148,11 @@ fn remove_delivered(
     let done = std::mem::take(&mut round.done);
     let seqs: Vec<u64> = done.iter().map(|d| d.seq).collect();
     queue.delivered_all(&seqs)?;
-    history.record_attempts(done.iter().map(|d| AttemptOf {
-        detected_at: d.detected_at,
-        event_id: &d.event_id,
-        target: &target.name,
-        attempt: Attempt {
-            at: d.at,
-            outcome: AttemptOutcome::Delivered,
-            status: None,
-            detail: None,
-            next_at: None,
-        },
-    }))
+    history.record_delivered(
+        &target.name,
+        done.iter()
+            .map(|d| (d.detected_at, d.event_id.as_str(), d.at)),
+    )
 }
 
 type Group = (Vec<(u64, OutboxEntry)>, Option<Digest>);
