@@ -135,6 +135,9 @@ pub struct Queue<'a> {
     name: &'a str,
     outbox: &'a Tree,
     dead: &'a Tree,
+    /// The trees' names, as errors name them (made once: `due` reads
+    /// hundreds of entries per round).
+    names: [String; 2],
 }
 
 impl Store {
@@ -146,6 +149,7 @@ impl Store {
             name: target,
             outbox,
             dead,
+            names: [format!("outbox/{target}"), format!("dead/{target}")],
         })
     }
 }
@@ -163,13 +167,13 @@ impl Queue<'_> {
         self.dead.len()
     }
 
-    fn tree_name(&self, dead: bool) -> String {
-        format!("{}/{}", if dead { "dead" } else { "outbox" }, self.name)
+    fn tree_name(&self, dead: bool) -> &str {
+        &self.names[usize::from(dead)]
     }
 
     fn entry(&self, key: &[u8], value: &[u8]) -> Result<(u64, OutboxEntry), StoreError> {
-        let seq = seq_of(key, &self.tree_name(false))?;
-        Ok((seq, decode_entry(&self.tree_name(false), value)?))
+        let seq = seq_of(key, self.tree_name(false))?;
+        Ok((seq, decode_entry(self.tree_name(false), value)?))
     }
 
     /// Pending entries, oldest first.
@@ -358,7 +362,7 @@ impl Queue<'_> {
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
                 sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
-                    tree: self.tree_name(true),
+                    tree: self.tree_name(true).to_owned(),
                     reason: "aborted".into(),
                 },
             })
@@ -408,7 +412,7 @@ impl Queue<'_> {
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => StoreError::Sled(e),
                 sled::transaction::TransactionError::Abort(()) => StoreError::Corrupt {
-                    tree: self.tree_name(true),
+                    tree: self.tree_name(true).to_owned(),
                     reason: "aborted".into(),
                 },
             })?;
