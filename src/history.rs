@@ -536,6 +536,21 @@ mod tests {
             .unwrap();
     }
 
+    /// A store in a temp dir holding `events`, each routed to every target.
+    fn store_with(targets: &[&str], events: &[&Event]) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s"), 8, targets).unwrap();
+        let routed: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        commit(
+            &store,
+            events
+                .iter()
+                .map(|e| EventRecord::of(e, routed.clone(), false))
+                .collect(),
+        );
+        (dir, store)
+    }
+
     #[test]
     fn lookups_find_an_invoice_by_every_key_and_its_timeline_is_in_order() {
         let dir = tempfile::tempdir().unwrap();
@@ -599,18 +614,10 @@ mod tests {
 
     #[test]
     fn pruning_removes_old_events_their_attempts_and_keys_and_keeps_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), 8, &["erp"]).unwrap();
         let old = event("g-1-1", "1", "O1", "111", 1_000);
         let new = event("g-1-2", "1", "O1", "111", 5_000);
         let gone = event("g-2-1", "2", "O2", "222", 1_000);
-        commit(
-            &store,
-            [&old, &new, &gone]
-                .into_iter()
-                .map(|e| EventRecord::of(e, vec!["erp".into()], false))
-                .collect(),
-        );
+        let (_dir, store) = store_with(&["erp"], &[&old, &new, &gone]);
         let attempt = |at| Attempt {
             at,
             outcome: AttemptOutcome::Delivered,
@@ -653,18 +660,10 @@ mod tests {
 
     #[test]
     fn deliveries_written_together_read_back_per_event_in_order_and_are_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s"), 8, &["erp", "ops"]).unwrap();
         let a = event("g-1-1", "1", "O1", "111", 1_000);
         let b = event("g-2-1", "2", "O2", "222", 1_000);
         let later = event("g-3-1", "3", "O3", "333", 9_000);
-        commit(
-            &store,
-            [&a, &b, &later]
-                .into_iter()
-                .map(|e| EventRecord::of(e, vec!["erp".into(), "ops".into()], false))
-                .collect(),
-        );
+        let (_dir, store) = store_with(&["erp", "ops"], &[&a, &b, &later]);
         let h = store.history();
         // `a` failed once at erp, then erp acknowledged a, b and later in one
         // batch; ops acknowledged a on its own.
