@@ -209,7 +209,7 @@ impl Queue<'_> {
                 Ok(e) => e,
                 Err(e) => {
                     // An unreadable entry must never block the queue.
-                    let seq = seq_of(&k, &self.tree_name(false))?;
+                    let seq = seq_of(&k, self.tree_name(false))?;
                     tracing::error!(target = %self.name, seq, error = %e, "an outbox entry cannot be read; moving it to dead letters");
                     self.dead_letter_raw(&k, &v, now, &e.to_string())?;
                     continue;
@@ -269,7 +269,7 @@ impl Queue<'_> {
                 .outbox
                 .iter()
                 .keys()
-                .map(|k| seq_of(&k?, &self.tree_name(false)))
+                .map(|k| seq_of(&k?, self.tree_name(false)))
                 .collect::<Result<_, _>>()?,
         };
         let mut n = 0;
@@ -287,7 +287,7 @@ impl Queue<'_> {
         let mut failed = None;
         self.outbox.fetch_and_update(seq.to_be_bytes(), |old| {
             let old = old?;
-            match decode_entry(&tree, old) {
+            match decode_entry(tree, old) {
                 Ok(mut e) => {
                     change(&mut e);
                     Some(encode(&e))
@@ -308,7 +308,7 @@ impl Queue<'_> {
         let Some(value) = self.outbox.get(key)? else {
             return Ok(());
         };
-        let mut entry = decode_entry(&self.tree_name(false), &value)?;
+        let mut entry = decode_entry(self.tree_name(false), &value)?;
         entry.attempts += 1;
         entry.last_error = Some(reason.clone());
         let letter = DeadLetter {
@@ -376,7 +376,7 @@ impl Queue<'_> {
             .take(limit)
             .map(|item| {
                 let (k, v) = item?;
-                Ok((seq_of(&k, &tree)?, decode(&tree, &v)?))
+                Ok((seq_of(&k, tree)?, decode(tree, &v)?))
             })
             .collect()
     }
@@ -396,7 +396,7 @@ impl Queue<'_> {
         let Some(value) = self.dead.get(key)? else {
             return Ok(None);
         };
-        let letter: DeadLetter = decode(&self.tree_name(true), &value)?;
+        let letter: DeadLetter = decode(self.tree_name(true), &value)?;
         let mut entry = letter.entry;
         entry.attempts = 0;
         entry.next_attempt_at = now;
