@@ -183,7 +183,27 @@ enum DeadLettersCommand {
     },
 }
 
+/// glibc's malloc gives each thread that allocates an arena of its own, up
+/// to eight per core, and memory freed in one arena is not reused by
+/// another. The notifier's threads (the runtime's workers, sled's flusher
+/// and I/O pool) each hold freed memory that way: a 1,000,000-order change
+/// poll peaked at 152 MiB with glibc's default, 139 MiB with two arenas and
+/// 130 MiB with one, in the same time (`MALLOC_ARENA_MAX`, one store copied
+/// three times). Two arenas: little contention on these 2-core machines.
+/// `MALLOC_ARENA_MAX` set by the operator wins. Called first thing, while
+/// this is the only thread.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets a malloc parameter; nothing else runs yet.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
