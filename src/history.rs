@@ -63,11 +63,17 @@ impl EventRecord {
     /// The record of `event`, routed to `targets` (whether any of them opted
     /// in to personal data decides if the masked recipient is kept).
     pub fn of(event: &Event, targets: Vec<String>, personal_data: bool) -> EventRecord {
-        let shaped = if personal_data {
+        let mut shaped = if personal_data {
             event.clone().with_personal_data_masked()
         } else {
             event.clone().without_personal_data()
         };
+        // Most invoices belong to one order, which the event lists twice
+        // (`order` and `orders: [order]`): the record keeps it once, a
+        // quarter of its bytes, and [`EventRecord::event`] restores it.
+        if shaped.orders.len() == 1 && shaped.orders[0] == shaped.order {
+            shaped.orders.clear();
+        }
         let mut order_codes: Vec<String> = event
             .orders
             .iter()
@@ -86,6 +92,33 @@ impl EventRecord {
             targets,
             event: serde_json::to_vec(&shaped).expect("an event serializes"),
         }
+    }
+
+    /// The event as recorded (personal data masked or absent), its `orders`
+    /// restored; `None` when the JSON cannot be read.
+    pub fn event(&self) -> Option<Event> {
+        let mut event: Event = serde_json::from_slice(&self.event).ok()?;
+        if event.orders.is_empty() {
+            event.orders = vec![event.order.clone()];
+        }
+        Some(event)
+    }
+
+    /// [`EventRecord::event`] as JSON, as the console and `/api` show it
+    /// (`null` when it cannot be read).
+    pub fn event_json(&self) -> serde_json::Value {
+        let mut value: serde_json::Value =
+            serde_json::from_slice(&self.event).unwrap_or(serde_json::Value::Null);
+        if let Some(object) = value.as_object_mut() {
+            let listed = object
+                .get("orders")
+                .and_then(|o| o.as_array())
+                .is_some_and(|o| !o.is_empty());
+            if let (false, Some(order)) = (listed, object.get("order").cloned()) {
+                object.insert("orders".into(), serde_json::Value::Array(vec![order]));
+            }
+        }
+        value
     }
 
     /// Every key this record adds to `history/index` and `history/time`.
@@ -610,6 +643,43 @@ mod tests {
         assert!(!kept.contains("1234") && !kept.contains("홍길동"));
         let left = String::from_utf8(EventRecord::of(&e, vec![], false).event).unwrap();
         assert!(!left.contains("receiver"), "{left}");
+    }
+
+    #[test]
+    fn a_record_keeps_a_lone_order_once_and_gives_the_event_back_whole() {
+        let single = event("g-1-1", "1", "O1", "111", 1_000);
+        let record = EventRecord::of(&single, vec![], false);
+        let stored = String::from_utf8(record.event.clone()).unwrap();
+        assert_eq!(stored.matches("\"O1\"").count(), 1, "{stored}");
+        assert_eq!(record.event().unwrap().orders, single.orders);
+        assert_eq!(
+            record.event_json()["orders"],
+            serde_json::to_value(&single.orders).unwrap()
+        );
+        assert!(record.event_json()["order"]["orderCode"] == "O1");
+
+        // A combined shipment keeps every order, as before.
+        let mut combined = single.clone();
+        let mut other = combined.order.clone();
+        other.order_code = Some("O2".into());
+        combined.orders.push(other);
+        let record = EventRecord::of(&combined, vec![], false);
+        assert_eq!(record.event().unwrap().orders, combined.orders);
+        assert_eq!(record.event_json()["orders"].as_array().unwrap().len(), 2);
+
+        // A record written before this (the order twice) reads the same.
+        let mut old = EventRecord::of(&single, vec![], false);
+        old.event = serde_json::to_vec(&single.clone().without_personal_data()).unwrap();
+        assert_eq!(old.event().unwrap().orders, single.orders);
+        assert_eq!(old.event_json(), record_json_of(&single));
+        // Unreadable JSON is no event, not a panic.
+        old.event = b"not json".to_vec();
+        assert!(old.event().is_none());
+        assert!(old.event_json().is_null());
+    }
+
+    fn record_json_of(e: &Event) -> serde_json::Value {
+        EventRecord::of(e, vec![], false).event_json()
     }
 
     #[test]

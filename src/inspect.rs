@@ -173,9 +173,7 @@ pub fn search(
         let mut found = Found {
             order_codes: last.map(|r| r.order_codes.clone()).unwrap_or_default(),
             invoice_code: last.and_then(|r| r.invoice_code.clone()),
-            status: last
-                .and_then(|r| serde_json::from_slice::<Event>(&r.event).ok())
-                .map(|e| e.invoice.status.label),
+            status: last.and_then(|r| r.event()).map(|e| e.invoice.status.label),
             events: records.len(),
             last_event_at: last.map(|r| time(r.detected_at)),
             invoice: None,
@@ -271,7 +269,7 @@ fn view(
     let mut last: Option<Event> = None;
     for record in records {
         let attempts = store.history().attempts(record)?;
-        let event: Option<Event> = serde_json::from_slice(&record.event).ok();
+        let event: Option<Event> = record.event();
         events.push(timeline_event(
             store,
             renderer,
@@ -359,7 +357,7 @@ fn timeline_event(
             attempts: mine.into_iter().map(attempt_view).collect(),
         });
     }
-    let mut value: Value = serde_json::from_slice(&record.event).unwrap_or(Value::Null);
+    let mut value: Value = record.event_json();
     for who in ["receiver", "customer"] {
         if let Some(person) = value.get_mut(who) {
             crate::mask::person(person);
