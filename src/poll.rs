@@ -277,8 +277,13 @@ pub async fn poll_until(
     let mut report = PollReport::default();
     let mut state = PollState::default();
     let interval = app.config.tick_interval();
+    let specs = app.config.plan.specs(app.config.poomgo.lookback_days);
+    let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    for gone in app.store.forget_windows_not_in(&names)? {
+        tracing::info!(window = %gone, "this window is no longer in the scan plan: its baseline is forgotten (if it comes back, it starts a new one)");
+    }
     let mut windows = Vec::new();
-    for spec in app.config.plan.specs(app.config.poomgo.lookback_days) {
+    for spec in specs {
         if options.full || spec.is_due(app.store.window_read_at(&spec.name)?, now, interval) {
             windows.push(spec.window(now));
         }
@@ -309,6 +314,9 @@ pub async fn poll_until(
     let mut incomplete = vec![false; windows.len()];
     for (w, part) in &parts {
         report.baseline |= part.silent;
+        if part.silent {
+            tracing::info!(window = %windows[*w].name, from = %part.from, to = %part.to, "these days of the window are read for the first time: what they show first is recorded silently (its baseline)");
+        }
         let shorts = report.short_pages.len();
         let end = scan_part(app, &windows[*w], part, now, stop, &mut state, &mut report).await?;
         incomplete[*w] |= report.short_pages.len() > shorts;

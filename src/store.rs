@@ -90,6 +90,8 @@ const META_ROWS_DAY: &[u8] = b"rows_day";
 const META_OUTBOX_SEQ: &[u8] = b"outbox_seq";
 const META_GENERATION: &[u8] = b"generation";
 const META_COVERED: &str = "covered/";
+/// Meta key prefix: when a window was last read to its end.
+const META_READ: &str = "read/";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -648,13 +650,32 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the baseline and schedule of every window not named in
+    /// `plan`, and returns their names. A window that comes back later
+    /// starts a new baseline, so what it missed meanwhile is never announced
+    /// as new.
+    pub fn forget_windows_not_in(&self, plan: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut gone = std::collections::BTreeSet::new();
+        for prefix in [META_COVERED, META_READ] {
+            for key in self.meta.scan_prefix(prefix).keys() {
+                let key = key?;
+                let name = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                if !plan.contains(&name.as_str()) {
+                    self.meta.remove(&key)?;
+                    gone.insert(name);
+                }
+            }
+        }
+        Ok(gone.into_iter().collect())
+    }
+
     /// When `window` was last read to its end (Unix ms).
     pub fn window_read_at(&self, window: &str) -> Result<Option<i64>, StoreError> {
-        self.meta_get(&format!("read/{window}"))
+        self.meta_get(&format!("{META_READ}{window}"))
     }
 
     pub fn set_window_read_at(&self, window: &str, at_ms: i64) -> Result<(), StoreError> {
-        self.meta_put(&format!("read/{window}"), &at_ms)
+        self.meta_put(&format!("{META_READ}{window}"), &at_ms)
     }
 
     /// When the last prune pass ran (Unix seconds).

@@ -11,22 +11,33 @@
 //! | window | axis | days | read | why |
 //! |---|---|---|---|---|
 //! | `assigned-today` | confirmAt | today | every tick | new invoices (back-orders too, whatever the order's age), printing, cancellations |
-//! | `closed-today` | closeAt | today | every tick | shipped today, the first courier scans |
-//! | `closed-yesterday` | closeAt | yesterday | every 3rd tick | parcels out for delivery: mostly 배송완료 |
-//! | `assigned` | confirmAt | 1–3 days ago | every 6th tick | late printing, the midnight edge |
+//! | `closed-recent` | closeAt | yesterday and today | every 2nd tick | shipped, the courier's scans, out for delivery, 배송완료 |
+//! | `assigned` | confirmAt | 1–3 days ago | every 12th tick | late printing, the midnight edge |
 //! | `closed` | closeAt | 2–7 days ago | every 24th tick | slow parcels, returns |
 //! | `created` | createdAt | `lookback_days` (14) | every 48th tick | everything else, and a baseline for all of it |
 //!
-//! So at the default 5-minute cron today's changes are at most 5 minutes
-//! stale, yesterday's parcels 15, late printing 30, a slow parcel 2 hours,
-//! anything else in the window 4 hours. Why these tiers: in the bench's
-//! simulated merchant (`bench`, its `window_*` lines) 54% of the changes
-//! are first seen by the every-tick windows, 41% by `closed-yesterday`
-//! (deliveries) and 5% by `assigned`; the slower tiers see none there and
+//! So at the default 5-minute cron a new invoice or a cancellation is at
+//! most 5 minutes stale, a parcel's progress 10, late printing an hour, a
+//! slow parcel 2 hours, anything else in the window 4 hours. Why these
+//! tiers: in the bench's simulated merchant (`bench`, its `window_*` lines)
+//! 33% of the changes are first seen by `assigned-today`, 62% by
+//! `closed-recent` and 5% by `assigned`; the slower tiers see none there and
 //! are the safety net for what the simulator does not do (lost parcels,
-//! late returns). At 100,000 orders in 14 days this is 463 requests an hour
-//! against 2,400 for re-reading the whole window every tick (the cost of the
-//! same 5-minute staleness for today's changes by full rescans): 5.2× fewer.
+//! late returns). Requests an hour against re-reading the whole window every
+//! tick (the cost of the same 5-minute staleness for new invoices by full
+//! rescans): 47 against 240 at 10,000 orders in 14 days (5.1× fewer), 388
+//! against 2,400 at 100,000 (6.2×), 3,820 against 24,000 at 1,000,000 (6.3×);
+//! at 1,000 orders 20 against 24.
+//!
+//! Why one `closeAt` window of two days every other tick, not today every
+//! tick and yesterday every third (the default before): every window read
+//! costs at least one request, and its last page is rarely full. For a
+//! merchant of 10,000 orders the two every-tick windows alone were 33 of
+//! the 60 requests an hour, only 4 times fewer than full rescans; for one of
+//! 1,000 orders the plan cost more than full rescans (31 against 24). A
+//! courier's status reaches Poomgo late anyway, so 10 minutes for a
+//! parcel's progress (15 before, for yesterday's parcels) costs the CS team
+//! nothing it can act on.
 //!
 //! The semantics of `confirmAt` and `closeAt` are the
 //! vendor's wording, not confirmed: the plan is configurable (`[[plan.windows]]`)
@@ -122,9 +133,8 @@ impl PlanConfig {
         let mut specs = self.windows.clone().unwrap_or_else(|| {
             vec![
                 spec("assigned-today", AxisName::Confirmed, 0, 0, 1),
-                spec("closed-today", AxisName::Closed, 0, 0, 1),
-                spec("closed-yesterday", AxisName::Closed, 1, 1, 3),
-                spec("assigned", AxisName::Confirmed, 3, 1, 6),
+                spec("closed-recent", AxisName::Closed, 1, 0, 2),
+                spec("assigned", AxisName::Confirmed, 3, 1, 12),
                 spec("closed", AxisName::Closed, 7, 2, 24),
             ]
         });
@@ -247,8 +257,7 @@ mod tests {
             names,
             [
                 "assigned-today",
-                "closed-today",
-                "closed-yesterday",
+                "closed-recent",
                 "assigned",
                 "closed",
                 "created"
@@ -257,11 +266,16 @@ mod tests {
         // 2026-12-01 10:05 UTC is 19:05 on 1 December in Korea.
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 10, 5, 0).unwrap();
         let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let dec1 = kst_day(now);
+        let w = specs[0].window(now);
+        assert_eq!((w.from, w.to, w.axis), (dec1, dec1, Axis::Confirmed));
+        let w = specs[1].window(now);
+        assert_eq!((w.from, w.to, w.axis), (day(30), dec1, Axis::Closed));
         let w = specs[2].window(now);
-        assert_eq!((w.from, w.to, w.axis), (day(30), day(30), Axis::Closed));
+        assert_eq!((w.from, w.to, w.axis), (day(28), day(30), Axis::Confirmed));
         let w = specs[3].window(now);
-        assert_eq!((w.from, w.to), (day(28), day(30)));
-        let w = specs[5].window(now);
+        assert_eq!((w.from, w.to), (day(24), day(29)));
+        let w = specs[4].window(now);
         assert_eq!(
             (w.from, w.to, w.axis),
             (day(17), kst_day(now), Axis::Created)
@@ -271,14 +285,14 @@ mod tests {
 
     #[test]
     fn windows_are_due_every_nth_tick() {
-        let spec = &PlanConfig::default().specs(14)[3]; // every 6th
+        let spec = &PlanConfig::default().specs(14)[2]; // every 12th
         let tick = Duration::from_secs(300);
         let now = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
         let ms = now.timestamp_millis();
         assert!(spec.is_due(None, now, tick));
-        assert!(!spec.is_due(Some(ms - 5 * 300_000), now, tick));
+        assert!(!spec.is_due(Some(ms - 11 * 300_000), now, tick));
         assert!(
-            spec.is_due(Some(ms - 6 * 300_000 + 2_000), now, tick),
+            spec.is_due(Some(ms - 12 * 300_000 + 2_000), now, tick),
             "a late tick still counts"
         );
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
 
 use poomgo_notifier::config::Config;
@@ -37,6 +37,12 @@ url = "{}/erp"
     App::new(Config::parse(&text, "test.toml", dir.to_owned(), &|_| None).unwrap()).unwrap()
 }
 
+/// Noon today in Korea time.
+fn noon_in_korea() -> DateTime<Utc> {
+    let today = poomgo_notifier::poomgo::kst_day(Utc::now());
+    today.and_hms_opt(3, 0, 0).unwrap().and_utc() // 12:00 KST is 03:00 UTC
+}
+
 fn events(rec: &Recorder) -> Vec<Value> {
     rec.got().iter().map(|g| g.json()).collect()
 }
@@ -58,14 +64,15 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
         m.orders.insert(0, old);
         0
     });
+    // A tick every 5 minutes from noon (Korea time) today, so that no
+    // window's days change under the test.
+    let tick = |n: i64| noon_in_korea() + Duration::minutes(5 * n);
     let app = app(&sim, dir.path(), "", &rec);
-    let r = poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
+    let r = poll(&app, PollOptions::default(), tick(0)).await.unwrap();
     assert!(r.baseline && r.is_complete(), "{:?}", r.failure());
-    assert_eq!(r.windows.len(), 6, "every window is read the first time");
+    assert_eq!(r.windows.len(), 5, "every window is read the first time");
 
-    // Packed today: the invoice is assigned now.
+    // Packed at the next tick: the invoice is assigned now.
     let invoice = sim.with_merchant(|m| {
         let mut inv = m.orders[1].invoices.first().cloned().unwrap_or_else(|| {
             m.orders
@@ -77,24 +84,22 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
         inv.printed = false;
         inv.closed = false;
         inv.cargo = None;
-        inv.confirm_at = Utc::now();
+        inv.confirm_at = tick(1);
         inv.close_at = None;
         m.orders[order].packed = true;
         m.orders[order].invoices.push(inv);
         990_001u64
     });
-    let r = poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
-    assert_eq!(r.windows, ["assigned-today", "closed-today"]);
+    let r = poll(&app, PollOptions::default(), tick(1)).await.unwrap();
+    assert_eq!(r.windows, ["assigned-today"]);
     deliver_all(&app).await.unwrap();
     let got = events(&rec);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["type"], "invoice.assigned");
     assert_eq!(got[0]["order"]["orderCode"], "20261111_BACKORDER");
 
-    // Its life goes on: printed and closed (seen through confirmAt), then the
-    // courier's statuses (through closeAt).
+    // Its life goes on: printed and closed, then the courier's statuses,
+    // each seen at the next tick.
     let step = |f: &dyn Fn(&mut poomgo_notifier::sim::merchant::SimInvoice)| {
         sim.with_merchant(|m| {
             f(m.orders[order]
@@ -107,19 +112,16 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
     step(&|i| {
         i.printed = true;
         i.closed = true;
-        i.close_at = Some(Utc::now());
+        i.close_at = Some(tick(2));
     });
-    poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
+    let r = poll(&app, PollOptions::default(), tick(2)).await.unwrap();
+    assert_eq!(r.events, 1);
     step(&|i| i.cargo = Some(poomgo_notifier::sim::merchant::STATUS_PICKEDUP));
-    poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
+    let r = poll(&app, PollOptions::default(), tick(3)).await.unwrap();
+    assert_eq!(r.events, 1);
     step(&|i| i.cargo = Some(poomgo_notifier::sim::merchant::STATUS_DELIVERED));
-    poll(&app, PollOptions::default(), Utc::now())
-        .await
-        .unwrap();
+    let r = poll(&app, PollOptions::default(), tick(4)).await.unwrap();
+    assert_eq!(r.events, 1);
     deliver_all(&app).await.unwrap();
     let types: Vec<String> = events(&rec)
         .iter()
@@ -202,20 +204,20 @@ async fn each_tier_is_read_when_due_and_overlaps_count_once() {
     let at = |minutes: i64| t0 + Duration::minutes(minutes) + Duration::seconds(1);
     let read =
         |r: &poomgo_notifier::poll::PollReport| r.windows.iter().cloned().collect::<HashSet<_>>();
-    let tick = ["assigned-today", "closed-today"];
+    let tick = ["assigned-today"];
     let expect = |minutes, extra: &[&str]| {
         let set: HashSet<String> = tick.iter().chain(extra).map(|s| s.to_string()).collect();
         (minutes, set)
     };
     let schedule = [
         expect(5, &[]),
-        expect(15, &["closed-yesterday"]),
+        expect(15, &["closed-recent"]),
         expect(20, &[]),
-        expect(30, &["closed-yesterday", "assigned"]),
-        expect(60, &["closed-yesterday", "assigned"]),
-        expect(120, &["closed-yesterday", "assigned", "closed"]),
+        expect(30, &["closed-recent"]),
+        expect(60, &["closed-recent", "assigned"]),
+        expect(120, &["closed-recent", "assigned", "closed"]),
         expect(125, &[]),
-        expect(240, &["closed-yesterday", "assigned", "closed", "created"]),
+        expect(240, &["closed-recent", "assigned", "closed", "created"]),
     ];
     for (minutes, windows) in schedule {
         let r = poll(&app, PollOptions::default(), at(minutes))
@@ -233,5 +235,90 @@ async fn each_tier_is_read_when_due_and_overlaps_count_once() {
     )
     .await
     .unwrap();
-    assert_eq!(full.windows.len(), 6, "--full reads every window");
+    assert_eq!(full.windows.len(), 5, "--full reads every window");
+}
+
+/// The default plan before `closed-recent`: closures in two windows.
+const PREVIOUS_DEFAULT_PLAN: &str = r#"[plan]
+windows = [
+  { name = "assigned-today", axis = "confirmed", days = 0, every = 1 },
+  { name = "closed-today", axis = "closed", days = 0, every = 1 },
+  { name = "closed-yesterday", axis = "closed", days = 1, skip_days = 1, every = 3 },
+  { name = "assigned", axis = "confirmed", days = 3, skip_days = 1, every = 6 },
+  { name = "closed", axis = "closed", days = 7, skip_days = 2, every = 24 },
+]
+"#;
+
+#[tokio::test]
+async fn a_store_polled_with_the_previous_default_plan_moves_to_the_new_one_and_misses_nothing() {
+    let sim = simulator(300).await;
+    let rec = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tick = |n: i64| noon_in_korea() + Duration::minutes(5 * n);
+    // A parcel on an old order, assigned five days ago and closed
+    // yesterday: only the closeAt windows list it.
+    sim.with_merchant(|m| {
+        let mut old = m
+            .orders
+            .iter()
+            .find(|o| o.invoices.len() == 1 && o.canceled.is_empty())
+            .unwrap()
+            .clone();
+        old.id = 9_000_003;
+        old.order_code = "20261101_PARCEL".into();
+        old.created_at = tick(0) - Duration::days(30);
+        let inv = &mut old.invoices[0];
+        inv.id = 990_003;
+        inv.printed = true;
+        inv.closed = true;
+        inv.confirm_at = tick(0) - Duration::days(5);
+        inv.close_at = Some(tick(0) - Duration::days(1));
+        inv.cargo = Some(poomgo_notifier::sim::merchant::STATUS_INTRANSIT);
+        m.orders.insert(0, old);
+    });
+    {
+        let app = app(&sim, dir.path(), PREVIOUS_DEFAULT_PLAN, &rec);
+        poll(&app, PollOptions::default(), tick(0)).await.unwrap();
+        assert!(
+            app.store
+                .covered_from("closed-yesterday")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            app.store
+                .snapshot(&poomgo_notifier::poomgo::InvoiceId("990003".into()))
+                .unwrap()
+                .is_some()
+        );
+    }
+    // Out for delivery, and the notifier is upgraded (no `[plan]` of its own).
+    sim.with_merchant(|m| {
+        m.orders[0].invoices[0].cargo = Some(poomgo_notifier::sim::merchant::STATUS_OUTFORDELIVERY)
+    });
+    let app = app(&sim, dir.path(), "", &rec);
+    let r = poll(&app, PollOptions::default(), tick(1)).await.unwrap();
+    assert!(
+        r.windows.contains(&"closed-recent".to_string()),
+        "{:?}",
+        r.windows
+    );
+    assert!(r.baseline, "closed-recent starts its baseline");
+    assert_eq!(
+        r.events, 1,
+        "a known parcel's change is announced all the same"
+    );
+    deliver_all(&app).await.unwrap();
+    let got = events(&rec);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["invoice"]["invoiceId"], "990003");
+    for gone in ["closed-today", "closed-yesterday"] {
+        assert_eq!(app.store.covered_from(gone).unwrap(), None, "{gone}");
+        assert_eq!(app.store.window_read_at(gone).unwrap(), None, "{gone}");
+    }
+    assert!(app.store.covered_from("closed-recent").unwrap().is_some());
+    assert!(
+        app.store.covered_from("assigned").unwrap().is_some(),
+        "kept"
+    );
 }
