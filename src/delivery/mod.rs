@@ -156,7 +156,7 @@ impl Sender {
     pub async fn post(&self, target: &Target, request: Request) -> Outcome {
         let sent = self
             .http
-            .post(target.url())
+            .post(target.endpoint().clone())
             .headers(request.headers)
             .body(request.body)
             .timeout(target.timeout)
