@@ -38,7 +38,13 @@
 //! removal), `plain_client_events_per_second` (the same bodies posted by a
 //! plain reqwest client with the same concurrency) and their ratio;
 //! `delivery_cpu_per_event` and `plain_client_cpu_per_event`: this process's
-//! CPU per event during each (the receiver's included, the same for both).
+//! CPU per event during each (the receiver's included, the same for both);
+//! at least five runs, whatever `--runs` says (each takes a second or two).
+//! Then what sled by itself pays for that removal: `sled_alone_remove_*`
+//! (values the size of an outbox entry removed one by one in key order, wall
+//! µs and bytes written per entry; the same for 100-byte values) and
+//! `sled_alone_drop_tree_per_entry` (the same entries dropped with their
+//! tree).
 
 use std::time::{Duration, Instant};
 
@@ -160,8 +166,11 @@ fn main() {
     let mut ratios = Vec::new();
     let mut ours_cpu = Vec::new();
     let mut plain_cpu = Vec::new();
-    for _ in 0..runs {
+    let mut body_bytes = 0.0;
+    // At least five runs: the cheapest figure and the noisiest.
+    for _ in 0..runs.max(5) {
         let drain = rt.block_on(delivery(addr, events));
+        body_bytes = drain.body_bytes;
         ratios.push(drain.ours / drain.plain);
         ours.push(drain.ours);
         plain.push(drain.plain);
@@ -194,12 +203,87 @@ fn main() {
     println!("delivery_vs_plain {:.2} x", median(ratios));
     println!("delivery_vs_plain_min {lo:.2} x");
     println!("delivery_vs_plain_max {hi:.2} x");
+
+    // What the durable removal of a delivered entry costs sled by itself.
+    let entry_bytes = body_bytes as usize + 60;
+    let mut remove = Vec::new();
+    let mut written = Vec::new();
+    let mut small = Vec::new();
+    let mut dropped = Vec::new();
+    for _ in 0..runs.max(5) {
+        let (us, bytes) = sled_alone_removal(events, entry_bytes, Removal::OneByOne);
+        remove.push(us);
+        written.push(bytes);
+        small.push(sled_alone_removal(events, 100, Removal::OneByOne).0);
+        dropped.push(sled_alone_removal(events, entry_bytes, Removal::DropTree).0);
+    }
+    println!("sled_alone_entry_bytes {entry_bytes} bytes");
+    println!("sled_alone_remove_per_entry {:.1} us", median(remove));
+    println!(
+        "sled_alone_remove_written_per_entry {:.0} bytes",
+        median(written)
+    );
+    println!("sled_alone_remove_100_byte_entry {:.1} us", median(small));
+    println!("sled_alone_drop_tree_per_entry {:.1} us", median(dropped));
+}
+
+enum Removal {
+    OneByOne,
+    DropTree,
+}
+
+/// sled by itself, none of the notifier's code: `n` values of `len` bytes
+/// under big-endian sequence keys (as an outbox holds them), flushed, then
+/// all removed in key order (as the driver removes delivered entries) or
+/// dropped with their tree. Returns (wall µs per entry, bytes this process
+/// wrote to disk per entry, flush included).
+fn sled_alone_removal(n: usize, len: usize, how: Removal) -> (f64, f64) {
+    let dir = WorkDir::new();
+    let db = sled::Config::new()
+        .path(dir.path().join("sled"))
+        .cache_capacity(DEFAULT_CACHE_MB * 1024 * 1024)
+        .open()
+        .unwrap();
+    let tree = db.open_tree("outbox/erp").unwrap();
+    let value = vec![7u8; len];
+    for seq in 1..=n as u64 {
+        tree.insert(seq.to_be_bytes(), &value[..]).unwrap();
+    }
+    db.flush().unwrap();
+    let written0 = written_bytes();
+    let started = Instant::now();
+    match how {
+        Removal::OneByOne => {
+            for seq in 1..=n as u64 {
+                tree.remove(seq.to_be_bytes()).unwrap();
+            }
+        }
+        Removal::DropTree => {
+            drop(tree);
+            db.drop_tree("outbox/erp").unwrap();
+        }
+    }
+    let us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    db.flush().unwrap();
+    (us, (written_bytes() - written0) as f64 / n as f64)
+}
+
+/// Bytes this process has caused to be written to disk (`/proc/self/io`).
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Draining `n` events through the driver, and the same bodies through a
 /// plain client: wall seconds and this process's CPU seconds (the receiver's
 /// included, the same for both).
 struct Drain {
+    /// The mean size of an event body.
+    body_bytes: f64,
     ours: f64,
     plain: f64,
     ours_cpu: f64,
@@ -243,6 +327,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         app.store.commit_page(&batch).unwrap();
     }
     app.store.flush().await.unwrap();
+    let body_bytes = bodies.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
 
     // Plain, ours, plain: the plain figure is the mean of the two around ours,
     // so a machine that slows down or speeds up mid-run counts for both.
@@ -257,6 +342,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     let after = plain_client(addr, bodies).await;
     let cpu3 = process_cpu();
     Drain {
+        body_bytes,
         ours,
         plain: (before + after) / 2.0,
         ours_cpu: cpu2 - cpu1,
