@@ -37,10 +37,18 @@ url = "{}/erp"
     App::new(Config::parse(&text, "test.toml", dir.to_owned(), &|_| None).unwrap()).unwrap()
 }
 
-/// Noon today in Korea time.
+/// The last noon in Korea at least an hour ago: a tick clock from there
+/// crosses no day boundary within the test, and nothing it enqueues is
+/// due later than now (deliveries run on the real clock).
 fn noon_in_korea() -> DateTime<Utc> {
-    let today = poomgo_notifier::poomgo::kst_day(Utc::now());
-    today.and_hms_opt(3, 0, 0).unwrap().and_utc() // 12:00 KST is 03:00 UTC
+    let before = Utc::now() - Duration::hours(1);
+    let day = poomgo_notifier::poomgo::kst_day(before);
+    let noon = day.and_hms_opt(3, 0, 0).unwrap().and_utc(); // 12:00 KST is 03:00 UTC
+    if noon > before {
+        noon - Duration::days(1)
+    } else {
+        noon
+    }
 }
 
 fn events(rec: &Recorder) -> Vec<Value> {
