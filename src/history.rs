@@ -57,7 +57,8 @@ pub struct EventRecord {
     /// The targets it was routed to, in config order (empty: none wanted it).
     pub targets: Vec<String>,
     /// The event JSON; personal data masked, or absent when no routed
-    /// target opted in.
+    /// target opted in. Stored packed (see [`crate::packed`]).
+    #[serde(with = "crate::packed")]
     pub event: Vec<u8>,
 }
 

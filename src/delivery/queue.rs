@@ -37,10 +37,8 @@ pub struct OutboxEntry {
     pub invoice_id: String,
     pub order_code: Option<String>,
     /// The event as JSON (the webhook body; templates render from it).
-    /// Read as one byte string: postcard writes a `Vec<u8>` the same either
-    /// way, and reading it byte by byte was the costliest part of decoding
-    /// an entry.
-    #[serde(with = "serde_bytes")]
+    /// Stored packed (see [`crate::packed`]).
+    #[serde(with = "crate::packed")]
     pub event: Vec<u8>,
     /// Unix milliseconds.
     pub enqueued_at: i64,
@@ -538,8 +536,8 @@ mod tests {
     }
 
     #[test]
-    fn an_entry_is_stored_as_it_was_before_its_body_was_read_as_bytes() {
-        // The layout before `serde_bytes`: the body as a plain `Vec<u8>`.
+    fn an_entry_stored_before_bodies_were_packed_is_read_as_it_was() {
+        // The layout before packing: the body as the JSON itself.
         #[derive(Serialize)]
         struct Before<'a> {
             event_id: &'a str,
@@ -552,7 +550,10 @@ mod tests {
             next_attempt_at: i64,
             last_error: Option<&'a DeliveryError>,
         }
+        let statuses = crate::status::StatusTable::default();
+        let sample = &crate::samples::all(&statuses, chrono::Utc::now())[0];
         let mut e = entry("a-1", "A");
+        e.event = serde_json::to_vec(sample).unwrap();
         e.last_error = Some(error(503));
         let before = crate::store::encode(&Before {
             event_id: &e.event_id,
@@ -565,9 +566,19 @@ mod tests {
             next_attempt_at: e.next_attempt_at,
             last_error: e.last_error.as_ref(),
         });
-        assert_eq!(crate::store::encode(&e), before);
         let back: OutboxEntry = crate::store::decode("outbox/t", &before).unwrap();
         assert_eq!(back, e);
+        let now = crate::store::encode(&e);
+        assert!(
+            now.len() < before.len() * 3 / 4,
+            "{} / {}",
+            now.len(),
+            before.len()
+        );
+        assert_eq!(
+            crate::store::decode::<OutboxEntry>("outbox/t", &now).unwrap(),
+            e
+        );
     }
 
     fn ids(entries: &[(u64, OutboxEntry)]) -> Vec<&str> {
