@@ -74,7 +74,7 @@ pub mod inspect;
 pub mod mask;
 pub mod metrics;
 pub mod operate;
-pub(crate) mod packed;
+pub mod packed;
 pub mod poll;
 pub mod poomgo;
 pub mod render;

@@ -27,13 +27,18 @@ const PACKED: u8 = 0;
 const PACK_FROM: usize = 128;
 
 pub fn serialize<S: Serializer>(json: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_bytes(&pack(json))
+}
+
+/// What the store keeps for `json`.
+pub fn pack(json: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if json.len() < PACK_FROM {
-        return serializer.serialize_bytes(json);
+        return std::borrow::Cow::Borrowed(json);
     }
     let mut out = Vec::with_capacity(1 + 4 + json.len() / 2);
     out.push(PACKED);
     out.extend(lz4_flex::compress_prepend_size(json));
-    serializer.serialize_bytes(&out)
+    std::borrow::Cow::Owned(out)
 }
 
 pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {

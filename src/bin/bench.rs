@@ -282,7 +282,7 @@ fn written_bytes() -> u64 {
 /// plain client: wall seconds and this process's CPU seconds (the receiver's
 /// included, the same for both).
 struct Drain {
-    /// The mean size of an event body.
+    /// The mean size of an event body as the outbox keeps it.
     body_bytes: f64,
     ours: f64,
     plain: f64,
@@ -327,7 +327,12 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
         app.store.commit_page(&batch).unwrap();
     }
     app.store.flush().await.unwrap();
-    let body_bytes = bodies.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
+    // As the outbox keeps them (packed).
+    let body_bytes = bodies
+        .iter()
+        .map(|b| poomgo_notifier::packed::pack(b).len())
+        .sum::<usize>() as f64
+        / n as f64;
 
     // Plain, ours, plain: the plain figure is the mean of the two around ours,
     // so a machine that slows down or speeds up mid-run counts for both.
