@@ -47,13 +47,28 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>
 
 /// The JSON of a stored value, packed or not.
 pub fn unpack(stored: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
-    match stored.split_first() {
-        Some((&PACKED, block)) => lz4_flex::decompress_size_prepended(block)
-            .map(std::borrow::Cow::Owned)
-            .map_err(|e| format!("a packed event cannot be unpacked: {e}")),
-        _ => Ok(std::borrow::Cow::Borrowed(stored)),
+    let Some((&PACKED, packed)) = stored.split_first() else {
+        return Ok(std::borrow::Cow::Borrowed(stored));
+    };
+    let Some((size, block)) = packed.split_first_chunk::<4>() else {
+        return Err("a packed event is cut short".into());
+    };
+    // The length is allocated before the block is read: a damaged one must
+    // not ask for gigabytes. LZ4 expands at most 255 to 1.
+    let size = u32::from_le_bytes(*size) as usize;
+    if size > MAX_UNPACKED || size > block.len().saturating_mul(255) + 16 {
+        return Err(format!(
+            "a packed event claims {size} bytes from {} packed: damaged",
+            block.len()
+        ));
     }
+    lz4_flex::decompress(block, size)
+        .map(std::borrow::Cow::Owned)
+        .map_err(|e| format!("a packed event cannot be unpacked: {e}"))
 }
+
+/// No event's JSON comes near this.
+const MAX_UNPACKED: usize = 16 << 20;
 
 struct Visitor;
 
@@ -148,5 +163,10 @@ mod tests {
         let e = postcard::from_bytes::<Packed>(&stored).unwrap_err();
         assert!(!e.to_string().is_empty());
         assert!(super::unpack(&damaged).is_err());
+        // A length of 4 GiB is refused before anything is allocated.
+        let huge = [0, 0xff, 0xff, 0xff, 0xff, 0x10, b'{', b'}'];
+        let e = super::unpack(&huge).unwrap_err();
+        assert!(e.contains("damaged"), "{e}");
+        assert!(super::unpack(&[0, 1]).unwrap_err().contains("cut short"));
     }
 }
