@@ -284,8 +284,9 @@ pub async fn poll_until(
     }
     let mut windows = Vec::new();
     for spec in specs {
-        if options.full || spec.is_due(app.store.window_read_at(&spec.name)?, now, interval) {
-            windows.push(spec.window(now));
+        let last_read = app.store.window_read_at(&spec.name)?;
+        if options.full || spec.is_due(last_read, now, interval) {
+            windows.push(spec.window_since(now, last_read, app.config.poomgo.lookback_days));
         }
     }
     // Every part of every due window; announced parts first, so an invoice

@@ -12,7 +12,7 @@
 //! |---|---|---|---|---|
 //! | `assigned-today` | confirmAt | today | every tick | new invoices (back-orders too, whatever the order's age), printing, cancellations |
 //! | `closed-recent` | closeAt | yesterday and today | every 2nd tick | shipped, the courier's scans, out for delivery, 배송완료 |
-//! | `assigned` | confirmAt | 1–3 days ago | every 12th tick | late printing, the midnight edge |
+//! | `assigned` | confirmAt | 1–3 days ago | every 12th tick | late printing, cancellations of older invoices |
 //! | `closed` | closeAt | 2–7 days ago | every 24th tick | slow parcels, returns |
 //! | `created` | createdAt | `lookback_days` (14) | every 48th tick | everything else, and a baseline for all of it |
 //!
@@ -38,6 +38,12 @@
 //! courier's status reaches Poomgo late anyway, so 10 minutes for a
 //! parcel's progress (15 before, for yesterday's parcels) costs the CS team
 //! nothing it can act on.
+//!
+//! The day turns at midnight in Korea: the first read of a window after
+//! that reaches back to the newest day of its last read
+//! ([`WindowSpec::window_since`]), so `assigned-today` reads yesterday once
+//! more and an invoice assigned at 23:58 is seen at 00:00, not an hour
+//! later by `assigned`.
 //!
 //! The semantics of `confirmAt` and `closeAt` are the
 //! vendor's wording, not confirmed: the plan is configurable (`[[plan.windows]]`)
@@ -222,6 +228,35 @@ impl WindowSpec {
         }
     }
 
+    /// The window's days at `now`, reaching back to the newest day of its
+    /// last complete read (`last_read_ms`) when the day has turned since:
+    /// a one-day window read at 23:55 and at 00:00 would otherwise never
+    /// read the last five minutes of the day before (an invoice assigned at
+    /// 23:58 would wait for a slower window). After a stop of several days
+    /// this catches up on them too, at most `max_days_back` days.
+    pub fn window_since(
+        &self,
+        now: DateTime<Utc>,
+        last_read_ms: Option<i64>,
+        max_days_back: u32,
+    ) -> Window {
+        let mut window = self.window(now);
+        let Some(last) = last_read_ms.and_then(DateTime::from_timestamp_millis) else {
+            return window;
+        };
+        let Some(newest_then) = kst_day(last).checked_sub_days(Days::new(self.skip_days.into()))
+        else {
+            return window;
+        };
+        let limit = kst_day(now)
+            .checked_sub_days(Days::new(max_days_back.into()))
+            .unwrap_or(window.from);
+        if newest_then < window.from {
+            window.from = newest_then.max(limit).min(window.from);
+        }
+        window
+    }
+
     /// Whether the window is due at `now`, given when it was last read to
     /// the end and the tick interval. A window of every tick is read on every
     /// poll; half an interval of slack keeps a jittery tick from skipping a
@@ -295,6 +330,36 @@ mod tests {
             spec.is_due(Some(ms - 12 * 300_000 + 2_000), now, tick),
             "a late tick still counts"
         );
+    }
+
+    #[test]
+    fn a_window_read_before_midnight_reaches_back_to_that_day_once() {
+        let today = &PlanConfig::default().specs(14)[0]; // assigned-today
+        let at = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 12, d, h, m, 0).unwrap();
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        // 00:00 Korea time on 2 December is 15:00 UTC on 1 December.
+        let before_midnight = at(1, 14, 55).timestamp_millis();
+        let w = today.window_since(at(1, 15, 0), Some(before_midnight), 14);
+        assert_eq!(
+            (w.from, w.to),
+            (day(1), day(2)),
+            "the day before is read once more"
+        );
+        let w = today.window_since(at(1, 15, 5), Some(at(1, 15, 0).timestamp_millis()), 14);
+        assert_eq!((w.from, w.to), (day(2), day(2)), "then today only");
+        let w = today.window_since(at(1, 15, 5), None, 14);
+        assert_eq!((w.from, w.to), (day(2), day(2)), "never read: its own days");
+        // After a stop of three weeks: at most the limit.
+        let long_ago = at(1, 15, 0) - chrono::Duration::days(21);
+        let w = today.window_since(at(1, 15, 5), Some(long_ago.timestamp_millis()), 14);
+        assert_eq!(
+            w.from,
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 18).unwrap()
+        );
+        // A window of several days already holds the day before.
+        let recent = &PlanConfig::default().specs(14)[1]; // closed-recent
+        let w = recent.window_since(at(1, 15, 0), Some(before_midnight), 14);
+        assert_eq!((w.from, w.to), (day(1), day(2)));
     }
 
     #[test]

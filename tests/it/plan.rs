@@ -330,3 +330,74 @@ async fn a_store_polled_with_the_previous_default_plan_moves_to_the_new_one_and_
         "kept"
     );
 }
+
+/// The last midnight in Korea at least an hour ago.
+fn midnight_in_korea() -> DateTime<Utc> {
+    let day = poomgo_notifier::poomgo::kst_day(Utc::now() - Duration::hours(1));
+    day.and_hms_opt(0, 0, 0).unwrap().and_utc() - Duration::hours(9)
+}
+
+#[tokio::test]
+async fn an_invoice_assigned_just_before_midnight_is_announced_at_the_first_tick_after() {
+    let sim = simulator(300).await;
+    let rec = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let midnight = midnight_in_korea();
+    let order = sim.with_merchant(|m| {
+        let mut old = m.orders[0].clone();
+        old.id = 9_000_004;
+        old.order_code = "20261101_LATE".into();
+        old.created_at = midnight - Duration::days(20);
+        old.packed = false;
+        old.invoices.clear();
+        old.canceled.clear();
+        m.orders.insert(0, old);
+        0
+    });
+    let app = app(&sim, dir.path(), "", &rec);
+    poll(
+        &app,
+        PollOptions::default(),
+        midnight - Duration::minutes(10),
+    )
+    .await
+    .unwrap();
+    poll(
+        &app,
+        PollOptions::default(),
+        midnight - Duration::minutes(5),
+    )
+    .await
+    .unwrap();
+    // Assigned at 23:58, after the 23:55 tick read today's assignments.
+    sim.with_merchant(|m| {
+        let mut inv = m
+            .orders
+            .iter()
+            .find_map(|o| o.invoices.first().cloned())
+            .unwrap();
+        inv.id = 990_004;
+        inv.printed = false;
+        inv.closed = false;
+        inv.cargo = None;
+        inv.confirm_at = midnight - Duration::minutes(2);
+        inv.close_at = None;
+        m.orders[order].packed = true;
+        m.orders[order].invoices.push(inv);
+    });
+    let r = poll(&app, PollOptions::default(), midnight).await.unwrap();
+    assert!(
+        !r.windows.contains(&"assigned".to_string()),
+        "the hourly window is not due: {:?}",
+        r.windows
+    );
+    // (The simulator's merchant also has invoices assigned after midnight,
+    // up to the real clock: they are announced too.)
+    deliver_all(&app).await.unwrap();
+    let ours: Vec<Value> = events(&rec)
+        .into_iter()
+        .filter(|e| e["invoice"]["invoiceId"] == "990004")
+        .collect();
+    assert_eq!(ours.len(), 1, "seen at 00:00, not an hour later: {ours:?}");
+    assert_eq!(ours[0]["type"], "invoice.assigned");
+}
