@@ -682,15 +682,14 @@ mod tests {
         let mut old = EventRecord::of(&single, vec![], false);
         old.event = serde_json::to_vec(&single.clone().without_personal_data()).unwrap();
         assert_eq!(old.event().unwrap().orders, single.orders);
-        assert_eq!(old.event_json(), record_json_of(&single));
+        assert_eq!(
+            old.event_json(),
+            EventRecord::of(&single, vec![], false).event_json()
+        );
         // Unreadable JSON is no event, not a panic.
         old.event = b"not json".to_vec();
         assert!(old.event().is_none());
         assert!(old.event_json().is_null());
-    }
-
-    fn record_json_of(e: &Event) -> serde_json::Value {
-        EventRecord::of(e, vec![], false).event_json()
     }
 
     #[test]

@@ -239,11 +239,7 @@ enum Removal {
 /// wrote to disk per entry, flush included).
 fn sled_alone_removal(n: usize, len: usize, how: Removal) -> (f64, f64) {
     let dir = WorkDir::new();
-    let db = sled::Config::new()
-        .path(dir.path().join("sled"))
-        .cache_capacity(DEFAULT_CACHE_MB * 1024 * 1024)
-        .open()
-        .unwrap();
+    let db = sled_alone_db(&dir);
     let tree = db.open_tree("outbox/erp").unwrap();
     let value = vec![7u8; len];
     for seq in 1..=n as u64 {
@@ -266,6 +262,15 @@ fn sled_alone_removal(n: usize, len: usize, how: Removal) -> (f64, f64) {
     let us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
     db.flush().unwrap();
     (us, (written_bytes() - written0) as f64 / n as f64)
+}
+
+/// A fresh sled in `dir` with the notifier's default cache, nothing else.
+fn sled_alone_db(dir: &WorkDir) -> sled::Db {
+    sled::Config::new()
+        .path(dir.path().join("sled"))
+        .cache_capacity(DEFAULT_CACHE_MB * 1024 * 1024)
+        .open()
+        .unwrap()
 }
 
 /// Bytes this process has caused to be written to disk (`/proc/self/io`).
@@ -409,11 +414,7 @@ fn store_commit(n: usize) -> (f64, f64) {
 /// process (`--sled-alone`) so that its peak RSS is sled's.
 fn sled_alone(n: usize) {
     let dir = WorkDir::new();
-    let db = sled::Config::new()
-        .path(dir.path().join("sled"))
-        .cache_capacity(DEFAULT_CACHE_MB * 1024 * 1024)
-        .open()
-        .unwrap();
+    let db = sled_alone_db(&dir);
     let tree = db.open_tree("snapshots").unwrap();
     let value = [7u8; 80];
     for i in 0..n {

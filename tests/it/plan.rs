@@ -9,6 +9,7 @@ use serde_json::Value;
 use poomgo_notifier::config::Config;
 use poomgo_notifier::poll::{App, PollOptions, deliver_all, poll};
 use poomgo_notifier::sim::Simulator;
+use poomgo_notifier::sim::merchant::SimInvoice;
 
 use crate::support::{Recorder, Reply, simulator};
 
@@ -55,23 +56,76 @@ fn events(rec: &Recorder) -> Vec<Value> {
     rec.got().iter().map(|g| g.json()).collect()
 }
 
+/// Sets up an invoice for a test.
+type Shape<'a> = dyn Fn(&mut SimInvoice) + 'a;
+
+/// Puts an order `code` created at `created_at` first in the merchant:
+/// not packed (`invoice: None`), or with one invoice of id `invoice` that
+/// `shape` sets up. Returns its index (0).
+fn insert_old_order(
+    sim: &Simulator,
+    id: u64,
+    code: &str,
+    created_at: DateTime<Utc>,
+    invoice: Option<(u64, &Shape<'_>)>,
+) -> usize {
+    sim.with_merchant(|m| {
+        let mut old = m
+            .orders
+            .iter()
+            .find(|o| o.invoices.len() == 1 && o.canceled.is_empty())
+            .unwrap()
+            .clone();
+        old.id = id;
+        old.order_code = code.into();
+        old.created_at = created_at;
+        match invoice {
+            Some((invoice_id, shape)) => {
+                old.invoices[0].id = invoice_id;
+                shape(&mut old.invoices[0]);
+            }
+            None => {
+                old.packed = false;
+                old.invoices.clear();
+            }
+        }
+        m.orders.insert(0, old);
+        0
+    })
+}
+
+/// Packs `order` with a new invoice `id`, assigned at `at`.
+fn pack(sim: &Simulator, order: usize, id: u64, at: DateTime<Utc>) {
+    sim.with_merchant(|m| {
+        let mut inv = m
+            .orders
+            .iter()
+            .find_map(|o| o.invoices.first().cloned())
+            .unwrap();
+        inv.id = id;
+        inv.printed = false;
+        inv.closed = false;
+        inv.cargo = None;
+        inv.confirm_at = at;
+        inv.close_at = None;
+        m.orders[order].packed = true;
+        m.orders[order].invoices.push(inv);
+    });
+}
+
 #[tokio::test]
 async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
     let sim = simulator(300).await;
     let rec = Recorder::start(Reply::status(200)).await;
     let dir = tempfile::tempdir().unwrap();
     // An order placed 20 days ago, past `lookback_days` (14), not packed.
-    let order = sim.with_merchant(|m| {
-        let mut old = m.orders[0].clone();
-        old.id = 9_000_001;
-        old.order_code = "20261111_BACKORDER".into();
-        old.created_at = Utc::now() - Duration::days(20);
-        old.packed = false;
-        old.invoices.clear();
-        old.canceled.clear();
-        m.orders.insert(0, old);
-        0
-    });
+    let order = insert_old_order(
+        &sim,
+        9_000_001,
+        "20261111_BACKORDER",
+        Utc::now() - Duration::days(20),
+        None,
+    );
     // A tick every 5 minutes from noon (Korea time) today, so that no
     // window's days change under the test.
     let tick = |n: i64| noon_in_korea() + Duration::minutes(5 * n);
@@ -81,23 +135,8 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
     assert_eq!(r.windows.len(), 5, "every window is read the first time");
 
     // Packed at the next tick: the invoice is assigned now.
-    let invoice = sim.with_merchant(|m| {
-        let mut inv = m.orders[1].invoices.first().cloned().unwrap_or_else(|| {
-            m.orders
-                .iter()
-                .find_map(|o| o.invoices.first().cloned())
-                .unwrap()
-        });
-        inv.id = 990_001;
-        inv.printed = false;
-        inv.closed = false;
-        inv.cargo = None;
-        inv.confirm_at = tick(1);
-        inv.close_at = None;
-        m.orders[order].packed = true;
-        m.orders[order].invoices.push(inv);
-        990_001u64
-    });
+    let invoice = 990_001;
+    pack(&sim, order, invoice, tick(1));
     let r = poll(&app, PollOptions::default(), tick(1)).await.unwrap();
     assert_eq!(r.windows, ["assigned-today"]);
     deliver_all(&app).await.unwrap();
@@ -108,7 +147,7 @@ async fn a_back_ordered_invoice_on_an_old_order_is_announced_and_followed() {
 
     // Its life goes on: printed and closed, then the courier's statuses,
     // each seen at the next tick.
-    let step = |f: &dyn Fn(&mut poomgo_notifier::sim::merchant::SimInvoice)| {
+    let step = |f: &Shape<'_>| {
         sim.with_merchant(|m| {
             f(m.orders[order]
                 .invoices
@@ -154,20 +193,15 @@ async fn adding_windows_to_an_existing_store_announces_nothing_old() {
     let dir = tempfile::tempdir().unwrap();
     // An order older than the created window whose invoice was assigned
     // two days ago: only the new confirmAt windows can see it.
-    sim.with_merchant(|m| {
-        let mut old = m
-            .orders
-            .iter()
-            .find(|o| o.invoices.len() == 1 && o.canceled.is_empty())
-            .unwrap()
-            .clone();
-        old.id = 9_000_002;
-        old.order_code = "20261101_OLD".into();
-        old.created_at = Utc::now() - Duration::days(30);
-        old.invoices[0].id = 990_002;
-        old.invoices[0].confirm_at = Utc::now() - Duration::days(2);
-        m.orders.insert(0, old);
-    });
+    insert_old_order(
+        &sim,
+        9_000_002,
+        "20261101_OLD",
+        Utc::now() - Duration::days(30),
+        Some((990_002, &|inv| {
+            inv.confirm_at = Utc::now() - Duration::days(2)
+        })),
+    );
     {
         let app = app(&sim, dir.path(), crate::support::LEGACY_PLAN, &rec);
         poll(&app, PollOptions::default(), Utc::now())
@@ -265,25 +299,19 @@ async fn a_store_polled_with_the_previous_default_plan_moves_to_the_new_one_and_
     let tick = |n: i64| noon_in_korea() + Duration::minutes(5 * n);
     // A parcel on an old order, assigned five days ago and closed
     // yesterday: only the closeAt windows list it.
-    sim.with_merchant(|m| {
-        let mut old = m
-            .orders
-            .iter()
-            .find(|o| o.invoices.len() == 1 && o.canceled.is_empty())
-            .unwrap()
-            .clone();
-        old.id = 9_000_003;
-        old.order_code = "20261101_PARCEL".into();
-        old.created_at = tick(0) - Duration::days(30);
-        let inv = &mut old.invoices[0];
-        inv.id = 990_003;
-        inv.printed = true;
-        inv.closed = true;
-        inv.confirm_at = tick(0) - Duration::days(5);
-        inv.close_at = Some(tick(0) - Duration::days(1));
-        inv.cargo = Some(poomgo_notifier::sim::merchant::STATUS_INTRANSIT);
-        m.orders.insert(0, old);
-    });
+    insert_old_order(
+        &sim,
+        9_000_003,
+        "20261101_PARCEL",
+        tick(0) - Duration::days(30),
+        Some((990_003, &|inv| {
+            inv.printed = true;
+            inv.closed = true;
+            inv.confirm_at = tick(0) - Duration::days(5);
+            inv.close_at = Some(tick(0) - Duration::days(1));
+            inv.cargo = Some(poomgo_notifier::sim::merchant::STATUS_INTRANSIT);
+        })),
+    );
     {
         let app = app(&sim, dir.path(), PREVIOUS_DEFAULT_PLAN, &rec);
         poll(&app, PollOptions::default(), tick(0)).await.unwrap();
@@ -343,17 +371,13 @@ async fn an_invoice_assigned_just_before_midnight_is_announced_at_the_first_tick
     let rec = Recorder::start(Reply::status(200)).await;
     let dir = tempfile::tempdir().unwrap();
     let midnight = midnight_in_korea();
-    let order = sim.with_merchant(|m| {
-        let mut old = m.orders[0].clone();
-        old.id = 9_000_004;
-        old.order_code = "20261101_LATE".into();
-        old.created_at = midnight - Duration::days(20);
-        old.packed = false;
-        old.invoices.clear();
-        old.canceled.clear();
-        m.orders.insert(0, old);
-        0
-    });
+    let order = insert_old_order(
+        &sim,
+        9_000_004,
+        "20261101_LATE",
+        midnight - Duration::days(20),
+        None,
+    );
     let app = app(&sim, dir.path(), "", &rec);
     poll(
         &app,
@@ -370,21 +394,7 @@ async fn an_invoice_assigned_just_before_midnight_is_announced_at_the_first_tick
     .await
     .unwrap();
     // Assigned at 23:58, after the 23:55 tick read today's assignments.
-    sim.with_merchant(|m| {
-        let mut inv = m
-            .orders
-            .iter()
-            .find_map(|o| o.invoices.first().cloned())
-            .unwrap();
-        inv.id = 990_004;
-        inv.printed = false;
-        inv.closed = false;
-        inv.cargo = None;
-        inv.confirm_at = midnight - Duration::minutes(2);
-        inv.close_at = None;
-        m.orders[order].packed = true;
-        m.orders[order].invoices.push(inv);
-    });
+    pack(&sim, order, 990_004, midnight - Duration::minutes(2));
     let r = poll(&app, PollOptions::default(), midnight).await.unwrap();
     assert!(
         !r.windows.contains(&"assigned".to_string()),
