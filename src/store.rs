@@ -6,9 +6,10 @@
 //! | `snapshots`       | invoice id (UTF-8)       | [`Snapshot`] |
 //! | `tombstones`      | invoice id (UTF-8)       | last revision (u64 big-endian) of a pruned invoice |
 //! | `rows`            | order id (u64 big-endian) | [`KnownRowRecord`]: the digest of the row's bytes, the day it was vouched for, its invoice ids |
-//! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] (see [`crate::delivery::queue`]) |
+//! | `outbox/<target>/<g>` | sequence (u64 big-endian) | [`OutboxEntry`] of generation `g` (see [`crate::delivery::generations`]) |
+//! | `outbox/<target>` | sequence (u64 big-endian) | [`OutboxEntry`] queued by a build before generations, or replayed |
 //! | `dead/<target>`   | sequence (u64 big-endian) | [`crate::delivery::queue::DeadLetter`] |
-//! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, target states, alert times |
+//! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, delivered marks, target states, alert times |
 //!
 //! Values are one version byte followed by postcard: compact, and a future
 //! layout can be told apart from this one. Older record versions are still
@@ -31,7 +32,11 @@
 //! once, so it only inserts. Outbox keys come from a counter in `meta`
 //! incremented in that same transaction, so entries keep the order in which
 //! changes were detected (which is what keeps one invoice's events in order
-//! for a target).
+//! for a target). An entry goes to the generation tree of its key (see
+//! [`crate::delivery::generations`]): the commit reads the counter first,
+//! under a lock that keeps commits one at a time and generations from being
+//! dropped meanwhile, opens those trees, and the transaction checks that the
+//! counter has not moved.
 //!
 //! Snapshots written with no event (a baseline, the daily `last_seen`
 //! refresh) each stand alone, so they are plain inserts, written before the
@@ -62,18 +67,20 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
+    sync::Mutex,
 };
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::{Transactional, Tree, transaction::ConflictableTransactionError};
 
+use crate::delivery::generations::{Generations, generation_of};
 use crate::delivery::queue::OutboxEntry;
 use crate::diff::Snapshot;
 use crate::poomgo::InvoiceId;
 
 /// The layout this binary writes and reads (3: snapshots say which row
-/// vouched for them, and the `rows` tree).
-pub const SCHEMA_VERSION: u32 = 3;
+/// vouched for them, and the `rows` tree; 4: outbox generations).
+pub const SCHEMA_VERSION: u32 = 4;
 /// The version byte in front of every value this binary writes (schema 1
 /// wrote version 1; its snapshots and outbox entries are still read).
 const RECORD_VERSION: u8 = 2;
@@ -361,6 +368,9 @@ pub struct Store {
     generation: String,
     outboxes: BTreeMap<String, Tree>,
     dead: BTreeMap<String, Tree>,
+    generations: Generations,
+    /// Held by a commit, so that a generation is never dropped under one.
+    commit_lock: Mutex<()>,
     history: crate::history::History,
 }
 
@@ -423,13 +433,23 @@ impl Store {
                         "migrating the store in place: event ids now carry a generation, pruned invoices leave a tombstone, and each poll window keeps its own baseline (the existing baseline counts for the current window)"
                     );
                 }
-                if found < SCHEMA_VERSION {
+                if found < 3 {
                     tracing::info!(
                         path = %path.display(),
                         from = found,
                         to = SCHEMA_VERSION,
                         "migrating the store in place: polls now record rows that did not change, so that later polls the same day skip reading them (existing snapshots are read as they are; the next poll reads every row once)"
                     );
+                }
+                if found < 4 {
+                    tracing::info!(
+                        path = %path.display(),
+                        from = found,
+                        to = SCHEMA_VERSION,
+                        "migrating the store in place: new events are queued in outbox generations that are dropped whole once delivered; events already queued are delivered first, in order, as before (an older poomgo-notifier can no longer open this store)"
+                    );
+                }
+                if found < SCHEMA_VERSION {
                     meta.insert(META_SCHEMA, &SCHEMA_VERSION.to_be_bytes())?;
                 }
             }
@@ -451,7 +471,8 @@ impl Store {
             outboxes.insert(t.to_owned(), db.open_tree(format!("outbox/{t}"))?);
             dead.insert(t.to_owned(), db.open_tree(format!("dead/{t}"))?);
         }
-        Ok(Store {
+        let generations = Generations::open(&db, &meta, targets)?;
+        let store = Store {
             path: path.to_owned(),
             min_free,
             snapshots: db.open_tree("snapshots")?,
@@ -461,9 +482,31 @@ impl Store {
             generation,
             outboxes,
             dead,
+            generations,
+            commit_lock: Mutex::new(()),
             history: crate::history::History::open(&db)?,
             db,
-        })
+        };
+        // Generations a crash left fully delivered.
+        for &t in targets {
+            store.generations.collect(t, None, &store.commit_lock)?;
+        }
+        Ok(store)
+    }
+
+    /// The outbox generations (see [`crate::delivery::generations`]).
+    pub(crate) fn generations(&self) -> &Generations {
+        &self.generations
+    }
+
+    /// Drops `target`'s generations `which` (all for `None`) that are
+    /// wholly delivered.
+    pub(crate) fn collect_generations(
+        &self,
+        target: &str,
+        which: Option<&[u64]>,
+    ) -> Result<Vec<u64>, StoreError> {
+        self.generations.collect(target, which, &self.commit_lock)
     }
 
     /// The event history (see [`crate::history`]).
@@ -538,16 +581,40 @@ impl Store {
             .iter()
             .map(|(id, s)| (id.as_str(), encode_versioned(SNAPSHOT_VERSION, s)))
             .collect();
-        let mut target_index = BTreeMap::new();
-        let mut trees: Vec<&Tree> = vec![&self.snapshots, &self.meta];
+        // The sequence numbers come from the counter: read here (no other
+        // commit can move it while the lock is held, and the transaction
+        // checks) to know which generation trees to open before it.
+        let _commit = self.commit_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let last_seq = match self.meta.get(META_OUTBOX_SEQ)? {
+            Some(v) => u64_of(&v).ok_or_else(|| StoreError::Corrupt {
+                tree: "meta".into(),
+                reason: "outbox_seq is not a u64".into(),
+            })?,
+            None => 0,
+        };
+        let mut places: Vec<(&str, u64)> = Vec::new();
         let mut entries = Vec::with_capacity(batch.entries.len());
-        for (target, entry) in &batch.entries {
-            let tree = self.outbox_tree(target)?;
-            let index = *target_index.entry(target.as_str()).or_insert_with(|| {
-                trees.push(tree);
-                trees.len() - 1
-            });
-            entries.push((index, encode(entry)));
+        for (i, (target, entry)) in (1..).zip(&batch.entries) {
+            self.outbox_tree(target)?; // a configured target
+            let seq = last_seq + i;
+            let place = (target.as_str(), generation_of(seq));
+            let index = match places.iter().position(|p| *p == place) {
+                Some(index) => index,
+                None => {
+                    places.push(place);
+                    places.len() - 1
+                }
+            };
+            entries.push((index, seq, encode(entry)));
+        }
+        self.generations.ensure(&places)?;
+        let view = self.generations.view();
+        let mut trees: Vec<&Tree> = vec![&self.snapshots, &self.meta];
+        for &(target, g) in &places {
+            trees.push(view.tree(target, g).ok_or_else(|| StoreError::Corrupt {
+                tree: crate::delivery::generations::tree_name(target, g),
+                reason: "the generation tree was not opened".into(),
+            })?);
         }
         let records: Vec<_> = history.iter().map(|r| (r, encode(r), r.keys())).collect();
         let h = trees.len();
@@ -570,20 +637,17 @@ impl Store {
                 for (key, value) in &snapshots {
                     t[0].insert(key.as_bytes(), value.as_slice())?;
                 }
-                if !entries.is_empty() {
-                    let mut seq = match t[1].get(META_OUTBOX_SEQ)? {
-                        Some(v) => u64_of(&v).ok_or_else(|| {
-                            ConflictableTransactionError::Abort(
-                                "meta outbox_seq is not a u64".to_owned(),
-                            )
-                        })?,
-                        None => 0,
-                    };
-                    for (index, value) in &entries {
-                        seq += 1;
-                        t[*index].insert(&seq.to_be_bytes(), value.as_slice())?;
+                if let Some((_, last, _)) = entries.last() {
+                    let found = t[1].get(META_OUTBOX_SEQ)?.and_then(|v| u64_of(&v));
+                    if found.unwrap_or(0) != last_seq {
+                        return Err(ConflictableTransactionError::Abort(
+                            "outbox_seq moved during a commit".to_owned(),
+                        ));
                     }
-                    t[1].insert(META_OUTBOX_SEQ, &seq.to_be_bytes())?;
+                    for (index, seq, value) in &entries {
+                        t[2 + *index].insert(&seq.to_be_bytes(), value.as_slice())?;
+                    }
+                    t[1].insert(META_OUTBOX_SEQ, &last.to_be_bytes())?;
                 }
                 Ok(())
             })
@@ -826,22 +890,27 @@ impl Store {
     /// removed), with how many entries each still holds. They are never
     /// delivered; the operator should know.
     pub fn orphaned_outboxes(&self) -> Result<Vec<(String, usize)>, StoreError> {
-        let mut orphans = Vec::new();
+        let mut orphans: BTreeMap<String, usize> = BTreeMap::new();
         for name in self.db.tree_names() {
-            let Some(target) = std::str::from_utf8(&name)
-                .ok()
-                .and_then(|n| n.strip_prefix("outbox/"))
-            else {
-                continue;
+            // A configured target's trees are never opened here: one of its
+            // generations could be dropped meanwhile.
+            let (target, pending) = match crate::delivery::generations::parse_tree_name(&name) {
+                Some((target, _)) if self.outboxes.contains_key(target) => continue,
+                Some((target, g)) => (target, self.generations.unmarked_len(target, g)?),
+                None => match std::str::from_utf8(&name)
+                    .ok()
+                    .and_then(|n| n.strip_prefix("outbox/"))
+                {
+                    Some(target) if self.outboxes.contains_key(target) => continue,
+                    Some(target) => (target, self.db.open_tree(&name)?.len()),
+                    None => continue,
+                },
             };
-            if !self.outboxes.contains_key(target) {
-                let pending = self.db.open_tree(&name)?.len();
-                if pending > 0 {
-                    orphans.push((target.to_owned(), pending));
-                }
+            if pending > 0 {
+                *orphans.entry(target.to_owned()).or_default() += pending;
             }
         }
-        Ok(orphans)
+        Ok(orphans.into_iter().collect())
     }
 }
 
@@ -1080,6 +1149,42 @@ pub(crate) mod tests {
         assert_eq!(store.snapshot_count(), 1);
         assert!(first.starts_with('g') && first.len() == 9, "{first}");
         assert_ne!(store.generation(), first);
+    }
+
+    #[test]
+    fn a_crash_between_marks_and_the_drop_of_a_generation_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            // Marks whose tree is gone (the crash came after the drop).
+            let db = sled::open(&path).unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert("marks/t/00000000000000ff", vec![1u8; 513])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let store = Store::open(&path, 8, &["t"]).unwrap();
+            crate::delivery::queue::tests::commit_many(&store, 0, 10);
+            // Marked, not dropped (the crash came before the drop).
+            store
+                .generations()
+                .mark("t", &(1..=10).collect::<Vec<_>>())
+                .unwrap();
+            assert!(store.generations().view().tree("t", 0).is_some());
+        }
+        let store = Store::open(&path, 8, &["t"]).unwrap();
+        assert!(store.generations().view().tree("t", 0).is_none());
+        assert_eq!(store.queue("t").unwrap().pending_len(), 0);
+        assert_eq!(store.meta.scan_prefix("marks/").count(), 0);
+        assert!(
+            !store
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.starts_with(b"outbox/t/"))
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! blocking on an entry that cannot succeed.
 //!
 //! - [`queue`]: an entry's life as data (due, retry at, dead letter, replay).
+//! - [`generations`]: where pending entries live, so that a delivered one
+//!   costs a bit in a mark instead of a removal.
 //! - [`driver`]: the one driver that drains a target's queue: picks what is
 //!   due (per-invoice order), composes requests (single events, digests for
 //!   chat targets, batches for webhooks), sends them with the target's
@@ -13,13 +15,14 @@
 //! - [`pace`]: a token bucket per target; [`digest`]: summary messages;
 //!   [`alerts`]: telling a chat target when delivery or polling is failing.
 //!
-//! An entry is removed only after a 2xx, so a crash between the send and the
-//! removal sends it again: at-least-once, with the stable `webhook-id`.
+//! An entry is let go of (marked, see [`generations`]) only after a 2xx, so a
+//! crash between the send and the mark sends it again: at-least-once, with the stable `webhook-id`.
 //! Errors name the target and the event, never the URL (Slack's carry a token).
 
 pub mod alerts;
 pub mod digest;
 pub mod driver;
+pub mod generations;
 pub mod pace;
 pub mod queue;
 pub mod targets;
