@@ -35,12 +35,15 @@
 //!
 //! Delivery figures: `delivery_events_per_second` (N pending signed webhook
 //! events drained through the real driver: render, sign, send, durable
-//! removal), `plain_client_events_per_second` (the same bodies posted by a
+//! mark), `plain_client_events_per_second` (the same bodies posted by a
 //! plain reqwest client with the same concurrency) and their ratio;
 //! `delivery_cpu_per_event` and `plain_client_cpu_per_event`: this process's
 //! CPU per event during each (the receiver's included, the same for both);
 //! at least five runs, whatever `--runs` says (each takes a second or two).
-//! Then what sled by itself pays for that removal: `sled_alone_remove_*`
+//! `queue_due_per_entry` and `queue_delivered_per_entry`: what the queue
+//! alone pays per entry to pick what is due and to let a delivered entry go
+//! (no HTTP), and `queue_written_per_entry`, the bytes that writes.
+//! Then what sled by itself pays to remove an entry: `sled_alone_remove_*`
 //! (values the size of an outbox entry removed one by one in key order, wall
 //! µs and bytes written per entry; the same for 100-byte values) and
 //! `sled_alone_drop_tree_per_entry` (the same entries dropped with their
@@ -217,6 +220,19 @@ fn main() {
         small.push(sled_alone_removal(events, 100, Removal::OneByOne).0);
         dropped.push(sled_alone_removal(events, entry_bytes, Removal::DropTree).0);
     }
+    // What the queue itself (our code on sled) pays per delivered entry.
+    let mut picked = Vec::new();
+    let mut let_go = Vec::new();
+    let mut queue_written = Vec::new();
+    for _ in 0..runs.max(5) {
+        let (due_us, done_us, bytes) = queue_drain(events);
+        picked.push(due_us);
+        let_go.push(done_us);
+        queue_written.push(bytes);
+    }
+    println!("queue_due_per_entry {:.1} us", median(picked));
+    println!("queue_delivered_per_entry {:.1} us", median(let_go));
+    println!("queue_written_per_entry {:.0} bytes", median(queue_written));
     println!("sled_alone_entry_bytes {entry_bytes} bytes");
     println!("sled_alone_remove_per_entry {:.1} us", median(remove));
     println!(
@@ -230,6 +246,78 @@ fn main() {
 enum Removal {
     OneByOne,
     DropTree,
+}
+
+/// The queue alone, as the driver uses it, no HTTP: `n` sample events
+/// committed as one target's entries (pages of 500), flushed, then taken
+/// in rounds of 256 (`Queue::due`) and let go of 16 at a time
+/// (`Queue::delivered_all`). Returns (µs per entry in `due`, µs per entry
+/// in `delivered_all`, bytes this process wrote to disk per entry, flush
+/// included).
+fn queue_drain(n: usize) -> (f64, f64, f64) {
+    use std::collections::HashSet;
+    let dir = WorkDir::new();
+    let store =
+        poomgo_notifier::store::Store::open(&dir.path().join("store"), DEFAULT_CACHE_MB, &["erp"])
+            .unwrap();
+    let statuses = poomgo_notifier::status::StatusTable::default();
+    let samples = poomgo_notifier::samples::all(&statuses, chrono::Utc::now());
+    for chunk in (0..n).collect::<Vec<_>>().chunks(500) {
+        let mut batch = PageBatch::default();
+        for &i in chunk {
+            let e = &samples[i % samples.len()];
+            batch.entries.push((
+                "erp".into(),
+                poomgo_notifier::delivery::queue::OutboxEntry {
+                    event_id: format!("gbench-{i}-1"),
+                    kind: e.kind,
+                    invoice_id: i.to_string(),
+                    order_code: None,
+                    event: serde_json::to_vec(e).unwrap(),
+                    enqueued_at: 0,
+                    attempts: 0,
+                    next_attempt_at: 0,
+                    last_error: None,
+                },
+            ));
+        }
+        store.commit_page(&batch).unwrap();
+    }
+    rt_flush(&store);
+    let queue = store.queue("erp").unwrap();
+    let written0 = written_bytes();
+    let (mut due_s, mut done_s) = (0.0, 0.0);
+    loop {
+        let started = Instant::now();
+        let due = queue.due(i64::MAX / 2, 256, &HashSet::new()).unwrap();
+        due_s += started.elapsed().as_secs_f64();
+        if due.entries.is_empty() {
+            break;
+        }
+        let seqs: Vec<u64> = due.entries.iter().map(|(seq, _)| *seq).collect();
+        let started = Instant::now();
+        for batch in seqs.chunks(16) {
+            queue.delivered_all(batch).unwrap();
+        }
+        done_s += started.elapsed().as_secs_f64();
+    }
+    assert_eq!(queue.pending_len(), 0);
+    rt_flush(&store);
+    let per = |s: f64| s * 1e6 / n as f64;
+    (
+        per(due_s),
+        per(done_s),
+        (written_bytes() - written0) as f64 / n as f64,
+    )
+}
+
+/// `Store::flush` from outside a runtime.
+fn rt_flush(store: &poomgo_notifier::store::Store) {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(store.flush())
+        .unwrap();
 }
 
 /// sled by itself, none of the notifier's code: `n` values of `len` bytes

@@ -205,9 +205,9 @@ impl Queue<'_> {
                 Ok((seq_of(&k, tree)?, v))
             })
             .peekable();
-        let mut marked = generations.iter().flat_map(|g| g.unmarked()).peekable();
+        let mut in_generations = generations.iter().flat_map(|g| g.unmarked()).peekable();
         loop {
-            let from_outbox = match (outbox.peek(), marked.peek()) {
+            let from_outbox = match (outbox.peek(), in_generations.peek()) {
                 (None, None) => return Ok(()),
                 (Some(Ok((a, _))), Some(Ok((b, _)))) => a <= b,
                 (Some(_), None) | (Some(Err(_)), _) => true,
@@ -216,7 +216,7 @@ impl Queue<'_> {
             let next = if from_outbox {
                 outbox.next()
             } else {
-                marked.next()
+                in_generations.next()
             };
             let Some(next) = next else { return Ok(()) };
             let (seq, value) = next?;
