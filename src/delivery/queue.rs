@@ -920,6 +920,38 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn commits_and_deliveries_at_once_lose_nothing_and_repeat_nothing() {
+        // A poll commits while the driver delivers and drops generations,
+        // including the one being written to whenever it catches up.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db"), 8, &["t"]).unwrap();
+        let committed = std::sync::atomic::AtomicBool::new(false);
+        let mut delivered = Vec::new();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for page in 0..30 {
+                    commit_many(&store, page * 300, 300);
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                committed.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            let q = store.queue("t").unwrap();
+            loop {
+                let done = committed.load(std::sync::atomic::Ordering::SeqCst);
+                let due = q.due(100, 256, &HashSet::new()).unwrap();
+                if due.entries.is_empty() && done {
+                    break;
+                }
+                let seqs: Vec<u64> = due.entries.iter().map(|(s, _)| *s).collect();
+                deliver(&q, seqs.iter().copied());
+                delivered.extend(seqs);
+            }
+        });
+        assert_eq!(delivered, (1..=9000).collect::<Vec<u64>>());
+        assert_eq!(store.queue("t").unwrap().pending_len(), 0);
+    }
+
+    #[test]
     fn readers_never_see_a_generation_as_it_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("db"), 8, &["t"]).unwrap();
