@@ -218,6 +218,31 @@ fn private_files(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Opens sled at `path`. sled releases its file lock when the last of its
+/// deferred clean-ups lets go of the file, which can be a moment after the
+/// store that held it is dropped (they wait in thread-local lists of sled's
+/// epoch-based reclamation, its I/O threads' included): a process that
+/// reopens a store it has just closed waits up to a second for that (sled's
+/// own tests block on the lock for the same reason: its `testing` feature).
+/// A lock held longer is another process's, and the error says so.
+fn open_db(path: &Path, cache_mb: u64) -> sled::Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_mb.saturating_mul(1024 * 1024));
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(io))
+                if io.to_string().contains("could not acquire lock")
+                    && started.elapsed() < std::time::Duration::from_secs(1) =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Moves the store at `path` aside (never deleting it) and starts a fresh
 /// one with a new generation. Returns where the old one went.
 pub fn rebuild(path: &Path, cache_mb: u64, targets: &[&str]) -> Result<PathBuf, StoreError> {
@@ -399,11 +424,7 @@ impl Store {
         make_private(path).map_err(|e| open_err(e.into()))?;
         let min_free = min_free_mb.saturating_mul(1024 * 1024);
         room(path, min_free)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_mb.saturating_mul(1024 * 1024))
-            .open()
-            .map_err(open_err)?;
+        let db = open_db(path, cache_mb).map_err(open_err)?;
         private_files(path).map_err(|e| open_err(e.into()))?;
         let meta = db.open_tree("meta")?;
         // A store from before the history (schema 2 without its trees).
@@ -1349,6 +1370,26 @@ pub(crate) mod tests {
             store.meta.get(META_SCHEMA).unwrap().unwrap().as_ref(),
             SCHEMA_VERSION.to_be_bytes()
         );
+    }
+
+    #[test]
+    fn a_lock_let_go_a_moment_later_is_waited_for_and_one_held_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let db = sled::open(&path).unwrap();
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(db);
+        });
+        let store = Store::open(&path, 8, &[]).unwrap();
+        holder.join().unwrap();
+        let started = std::time::Instant::now();
+        let Err(e) = Store::open(&path, 8, &[]) else {
+            panic!("two stores on one path");
+        };
+        assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+        assert!(e.to_string().contains("another poomgo-notifier"), "{e}");
+        drop(store);
     }
 
     #[test]
