@@ -15,9 +15,15 @@
 //! sequence number shifted right by [`GEN_BITS`]: 4,096 sequence numbers per
 //! generation, shared by all targets. A delivered or dead-lettered entry is
 //! not removed: its bit is set in its generation's *marks* (`meta` key
-//! `marks/<target>/<g>`: 512 bytes), once per handful of deliveries. A
-//! generation whose every entry is marked is dropped whole
-//! ([`Generations::collect`]), with its marks.
+//! `marks/<target>/<g>`: 513 bytes), one write per batch the driver lets go
+//! of (16). A generation whose every entry is marked is dropped whole
+//! ([`Generations::collect`]), with its marks. Walks start at each
+//! generation's first unmarked entry, remembered in memory.
+//!
+//! 4,096 per generation: few trees (only generations with a pending entry
+//! exist; a 10,000-event burst is three), and what an entry in back-off
+//! keeps on disk with it, its generation's delivered entries, stays small
+//! (about 3 MB at 744 bytes).
 //!
 //! The tree `outbox/<target>` stays, for two kinds of entries, delivered
 //! first-come in sequence order with the generations and removed one by one
