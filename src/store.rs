@@ -1176,15 +1176,8 @@ pub(crate) mod tests {
     fn a_crash_between_marks_and_the_drop_of_a_generation_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
-            // Marks whose tree is gone (the crash came after the drop).
-            let db = sled::open(&path).unwrap();
-            db.open_tree("meta")
-                .unwrap()
-                .insert("marks/t/00000000000000ff", vec![1u8; 513])
-                .unwrap();
-            db.flush().unwrap();
-        }
+        // Marks whose tree is gone (the crash came after the drop).
+        write_raw(&path, &[("meta", b"marks/t/00000000000000ff", &[1u8; 513])]);
         {
             let store = Store::open(&path, 8, &["t"]).unwrap();
             crate::delivery::queue::tests::commit_many(&store, 0, 10);
@@ -1238,6 +1231,16 @@ pub(crate) mod tests {
         assert_eq!(hits.len(), 1);
     }
 
+    /// Writes `records` (tree, key, value) into the store at `path` with sled
+    /// alone, as an older build or a crash left them.
+    pub(crate) fn write_raw(path: &Path, records: &[(&str, &[u8], &[u8])]) {
+        let db = sled::open(path).unwrap();
+        for (tree, key, value) in records {
+            db.open_tree(tree).unwrap().insert(key, *value).unwrap();
+        }
+        db.flush().unwrap();
+    }
+
     /// A store as an older schema left it: `meta` entries, and invoice
     /// 456000's snapshot as record `version` followed by `old` in postcard.
     /// Returns that invoice's snapshot and the store, opened by this binary.
@@ -1247,20 +1250,12 @@ pub(crate) mod tests {
         version: u8,
         old: impl Serialize,
     ) -> (Snapshot, Store) {
-        {
-            let db = sled::open(path).unwrap();
-            let tree = db.open_tree("meta").unwrap();
-            for (key, value) in meta {
-                tree.insert(key, *value).unwrap();
-            }
-            let mut bytes = vec![version];
-            bytes.extend(postcard::to_stdvec(&old).unwrap());
-            db.open_tree("snapshots")
-                .unwrap()
-                .insert("456000", bytes)
-                .unwrap();
-            db.flush().unwrap();
-        }
+        let mut bytes = vec![version];
+        bytes.extend(postcard::to_stdvec(&old).unwrap());
+        let mut records: Vec<(&str, &[u8], &[u8])> =
+            meta.iter().map(|(k, v)| ("meta", *k, *v)).collect();
+        records.push(("snapshots", b"456000", &bytes));
+        write_raw(path, &records);
         let store = Store::open(path, 8, &[]).unwrap();
         let snapshot = store
             .snapshot(&InvoiceId("456000".into()))
@@ -1419,14 +1414,10 @@ pub(crate) mod tests {
     fn a_newer_schema_is_refused_with_a_clear_message() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
-            let db = sled::open(&path).unwrap();
-            db.open_tree("meta")
-                .unwrap()
-                .insert(META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes())
-                .unwrap();
-            db.flush().unwrap();
-        }
+        write_raw(
+            &path,
+            &[("meta", META_SCHEMA, &(SCHEMA_VERSION + 1).to_be_bytes())],
+        );
         let message = Store::open(&path, 8, &[]).err().unwrap().to_string();
         assert!(
             message.contains("newer poomgo-notifier")

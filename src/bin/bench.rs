@@ -225,7 +225,7 @@ fn main() {
     let mut let_go = Vec::new();
     let mut queue_written = Vec::new();
     for _ in 0..runs.max(5) {
-        let (due_us, done_us, bytes) = queue_drain(events);
+        let (due_us, done_us, bytes) = queue_drain(&rt, events);
         picked.push(due_us);
         let_go.push(done_us);
         queue_written.push(bytes);
@@ -254,7 +254,7 @@ enum Removal {
 /// (`Queue::delivered_all`). Returns (µs per entry in `due`, µs per entry
 /// in `delivered_all`, bytes this process wrote to disk per entry, flush
 /// included).
-fn queue_drain(n: usize) -> (f64, f64, f64) {
+fn queue_drain(rt: &tokio::runtime::Runtime, n: usize) -> (f64, f64, f64) {
     use std::collections::HashSet;
     let dir = WorkDir::new();
     let store =
@@ -283,7 +283,7 @@ fn queue_drain(n: usize) -> (f64, f64, f64) {
         }
         store.commit_page(&batch).unwrap();
     }
-    rt_flush(&store);
+    rt.block_on(store.flush()).unwrap();
     let queue = store.queue("erp").unwrap();
     let written0 = written_bytes();
     let (mut due_s, mut done_s) = (0.0, 0.0);
@@ -302,22 +302,13 @@ fn queue_drain(n: usize) -> (f64, f64, f64) {
         done_s += started.elapsed().as_secs_f64();
     }
     assert_eq!(queue.pending_len(), 0);
-    rt_flush(&store);
+    rt.block_on(store.flush()).unwrap();
     let per = |s: f64| s * 1e6 / n as f64;
     (
         per(due_s),
         per(done_s),
         (written_bytes() - written0) as f64 / n as f64,
     )
-}
-
-/// `Store::flush` from outside a runtime.
-fn rt_flush(store: &poomgo_notifier::store::Store) {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(store.flush())
-        .unwrap();
 }
 
 /// sled by itself, none of the notifier's code: `n` values of `len` bytes

@@ -3,9 +3,10 @@
 //!
 //! **Why.** Removing a delivered entry was the largest cost of delivery
 //! beyond the HTTP request itself: sled rewrites a whole leaf every few
-//! changes, so one removal of a 744-byte entry cost 4–6 µs and wrote 2–4 KB
-//! (`bench`'s `sled_alone_remove_per_entry`), while dropping a whole tree
-//! costs 0.1–0.6 µs per entry (`sled_alone_drop_tree_per_entry`). Moving the
+//! changes, so one removal of a 744-byte entry cost 3.6–6.4 µs and wrote
+//! 1.3–4.5 KB (`bench`'s `sled_alone_remove_per_entry`, over several days of
+//! runs), while dropping a whole tree costs 0.1–0.6 µs per entry
+//! (`sled_alone_drop_tree_per_entry`). Moving the
 //! bodies out of the entries does not help: reading a body from another tree
 //! costs what the smaller removal saves (measured in a scratch crate, 10,000
 //! entries, alternating runs: 5–8 µs per entry either way).

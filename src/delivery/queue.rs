@@ -383,22 +383,20 @@ impl Queue<'_> {
         failed.map_or(Ok(true), Err)
     }
 
-    /// The pending entry `seq` as stored, and whether it is in the outbox
-    /// tree (else in a generation).
-    fn stored(&self, seq: u64) -> Result<Option<(IVec, bool)>, StoreError> {
+    /// The pending entry `seq` as stored, from the outbox tree or its
+    /// generation.
+    fn stored(&self, seq: u64) -> Result<Option<IVec>, StoreError> {
         if let Some(v) = self.outbox.get(seq.to_be_bytes())? {
-            return Ok(Some((v, true)));
+            return Ok(Some(v));
         }
         let view = self.store.generations().view();
-        Ok(view
-            .unmarked_entry(self.name, seq)?
-            .map(|(_, v)| (v, false)))
+        Ok(view.unmarked_entry(self.name, seq)?.map(|(_, v)| v))
     }
 
     /// Moves a pending entry to dead letters, with the reason, in one
     /// transaction. The attempt that failed is counted.
     pub fn dead_letter(&self, seq: u64, reason: DeliveryError) -> Result<(), StoreError> {
-        let Some((value, _)) = self.stored(seq)? else {
+        let Some(value) = self.stored(seq)? else {
             return Ok(());
         };
         let mut entry = decode_entry(self.tree_name(false), &value)?;
@@ -875,21 +873,16 @@ pub(crate) mod tests {
     fn entries_queued_before_generations_go_first_and_keep_each_invoice_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
-            // A store as schema 3 left it: entries in `outbox/t`, the counter at 2.
-            let db = sled::open(&path).unwrap();
-            let meta = db.open_tree("meta").unwrap();
-            meta.insert("schema_version", &3u32.to_be_bytes()).unwrap();
-            meta.insert("outbox_seq", &2u64.to_be_bytes()).unwrap();
-            let outbox = db.open_tree("outbox/t").unwrap();
-            outbox
-                .insert(1u64.to_be_bytes(), encode(&entry("a-1", "A")))
-                .unwrap();
-            outbox
-                .insert(2u64.to_be_bytes(), encode(&entry("b-1", "B")))
-                .unwrap();
-            db.flush().unwrap();
-        }
+        // A store as schema 3 left it: entries in `outbox/t`, the counter at 2.
+        crate::store::tests::write_raw(
+            &path,
+            &[
+                ("meta", b"schema_version", &3u32.to_be_bytes()),
+                ("meta", b"outbox_seq", &2u64.to_be_bytes()),
+                ("outbox/t", &1u64.to_be_bytes(), &encode(&entry("a-1", "A"))),
+                ("outbox/t", &2u64.to_be_bytes(), &encode(&entry("b-1", "B"))),
+            ],
+        );
         let store = Store::open(&path, 8, &["t"]).unwrap();
         store
             .commit_page(&PageBatch {

@@ -379,20 +379,15 @@ async fn an_invoice_assigned_just_before_midnight_is_announced_at_the_first_tick
         None,
     );
     let app = app(&sim, dir.path(), "", &rec);
-    poll(
-        &app,
-        PollOptions::default(),
-        midnight - Duration::minutes(10),
-    )
-    .await
-    .unwrap();
-    poll(
-        &app,
-        PollOptions::default(),
-        midnight - Duration::minutes(5),
-    )
-    .await
-    .unwrap();
+    for minutes in [10, 5] {
+        poll(
+            &app,
+            PollOptions::default(),
+            midnight - Duration::minutes(minutes),
+        )
+        .await
+        .unwrap();
+    }
     // Assigned at 23:58, after the 23:55 tick read today's assignments.
     pack(&sim, order, 990_004, midnight - Duration::minutes(2));
     let r = poll(&app, PollOptions::default(), midnight).await.unwrap();
