@@ -18,6 +18,10 @@
 //!
 //! The default templates are compiled into the binary; a file under
 //! `templates_dir` with the same name (e.g. `slack/default.hbs`) overrides one.
+//! `templates_dir/console/` is never read here: the console's pages are HTML
+//! with their own contexts, compiled in by [`crate::console`], so a copy of
+//! the repository's `templates/` folder (which holds them too) is still a
+//! valid `templates_dir` and `check` never renders a page as a message.
 //!
 //! Templates see the event JSON plus `labels`: Korean text computed here (the
 //! one place besides [`StatusTable`] that words a change).
@@ -515,6 +519,10 @@ fn describe(e: &handlebars::RenderError) -> String {
     message
 }
 
+/// The folder under `templates_dir` that holds the console's pages, which
+/// are not message templates (see the module docs).
+const CONSOLE_DIR: &str = "console";
+
 fn collect_hbs(
     root: &Path,
     dir: &Path,
@@ -527,6 +535,9 @@ fn collect_hbs(
     for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         if path.is_dir() {
+            if dir == root && path.file_name().is_some_and(|n| n == CONSOLE_DIR) {
+                continue;
+            }
             collect_hbs(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "hbs") {
             let rel = path.strip_prefix(root).unwrap_or(&path).with_extension("");

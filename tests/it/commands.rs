@@ -269,3 +269,53 @@ async fn preview_prints_exactly_the_body_a_target_would_send() {
             .contains("no target is named `nobody`: the config has cs-slack, erp")
     );
 }
+
+/// `check` on the repository's own `config.toml` and `templates/` (console
+/// pages included), run where they are and again from a copy elsewhere, as
+/// a user who copies them to customise a message does: only `ok` lines.
+#[tokio::test]
+async fn check_passes_the_shipped_config_with_its_templates_folder_and_a_copy() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(root.join("config.toml"), copy.path().join("config.toml")).unwrap();
+    copy_dir(&root.join("templates"), &copy.path().join("templates"));
+    assert!(copy.path().join("templates/console/layout.hbs").exists());
+    for config in [root.join("config.toml"), copy.path().join("config.toml")] {
+        let mut c = Command::new(BIN);
+        c.arg("check")
+            .arg("--config")
+            .arg(&config)
+            .env("POOMGO_API_KEY", "a-key")
+            .env(
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/x",
+            )
+            .env("ERP_WEBHOOK_SECRET", SECRET);
+        let out = output(c).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {stdout}{}",
+            config.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("ok   template slack/default"), "{stdout}");
+        for line in stdout.lines() {
+            assert!(line.starts_with("ok   "), "{}: {line}", config.display());
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
+    }
+}
