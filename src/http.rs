@@ -75,7 +75,8 @@ pub fn describe(error: reqwest::Error) -> String {
 }
 
 /// At most `max_chars` characters of a body, on one line, with `secret`
-/// masked in case the server echoes it back.
+/// masked in case the server echoes it back, and what looks personal
+/// redacted ([`crate::mask::redact`]).
 pub fn snippet(text: &str, secret: &str, max_chars: usize) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let masked = if secret.len() >= 4 {
@@ -83,6 +84,7 @@ pub fn snippet(text: &str, secret: &str, max_chars: usize) -> String {
     } else {
         one_line
     };
+    let masked = crate::mask::redact(&masked, &[]);
     match masked.char_indices().nth(max_chars) {
         Some((i, _)) => format!("{}…", &masked[..i]),
         None => masked,

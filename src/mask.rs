@@ -1,6 +1,11 @@
 //! Masking personal data for people to read: chat messages, the console,
 //! `dead-letters show`. The raw values go only to webhook targets that opt
 //! in; everywhere a person looks, these are what they see.
+//!
+//! [`redact`] is the other half: text that came from outside (a receiver's
+//! answer, which may echo the body it was sent) loses whatever looks like a
+//! phone number, an e-mail address or a resident registration number, and
+//! the event's own personal values, before it is kept anywhere.
 
 use serde_json::Value;
 
@@ -76,6 +81,123 @@ pub fn person(v: &mut Value) {
     }
 }
 
+/// `text` with phone numbers, e-mail addresses, resident registration
+/// numbers and each of `known` (the event's own personal values) replaced by
+/// `<phone>`, `<email>`, `<rrn>` and `<personal>`. Recognised: runs of
+/// digits with `-`, `.` or single spaces between them that hold 9 to 11
+/// digits starting with 0, or that start with `+82`/`82` (phones), or
+/// 6+7 digits (RRN); and `local@domain.tld`. Order codes, invoice codes and
+/// statuses (which start with other digits or are longer) stay readable.
+pub fn redact(text: &str, known: &[String]) -> String {
+    let mut text = text.to_owned();
+    for value in known {
+        // One or two characters are too common to replace without mangling
+        // the rest (a one-letter name would hit every word).
+        if value.chars().count() >= 2 {
+            text = text.replace(value.as_str(), "<personal>");
+        }
+    }
+    let text = redact_emails(&text);
+    redact_numbers(&text)
+}
+
+fn redact_emails(text: &str) -> String {
+    let in_address = |c: char| c.is_ascii_alphanumeric() || "._%+-@".contains(c);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(in_address) {
+        out.push_str(&rest[..start]);
+        let run_len = rest[start..]
+            .find(|c: char| !in_address(c))
+            .unwrap_or(rest.len() - start);
+        let run = &rest[start..start + run_len];
+        let is_email = run.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+        });
+        out.push_str(if is_email { "<email>" } else { run });
+        rest = &rest[start + run_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn redact_numbers(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let mut copied = 0;
+    while i < bytes.len() {
+        let starts = bytes[i].is_ascii_digit()
+            || (bytes[i] == b'+' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
+        // A number inside a word (`abc123`) or after a digit is not a start.
+        let glued = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        if !starts || glued {
+            i += 1;
+            continue;
+        }
+        // Extend over digits, and separators that stand between digits.
+        let mut end = i + 1;
+        let mut groups = vec![usize::from(bytes[i].is_ascii_digit())];
+        while end < bytes.len() {
+            let b = bytes[end];
+            if b.is_ascii_digit() {
+                *groups.last_mut().expect("one group") += 1;
+                end += 1;
+            } else if matches!(b, b'-' | b'.' | b' ')
+                && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)
+                && bytes[end - 1].is_ascii_digit()
+            {
+                groups.push(0);
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        let run = &text[i..end];
+        let digits: usize = groups.iter().sum();
+        let international = run.starts_with("+82") || (run.starts_with("82") && digits >= 11);
+        let glued_after = bytes
+            .get(end)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+        let label = if glued_after {
+            None
+        } else if groups.len() == 2 && groups[0] == 6 && groups[1] == 7
+            || digits == 13 && groups.len() == 1
+        {
+            Some("<rrn>")
+        } else if (run.starts_with('0') && (9..=11).contains(&digits))
+            || (international && (10..=13).contains(&digits))
+        {
+            Some("<phone>")
+        } else {
+            None
+        };
+        if let Some(label) = label {
+            out.push_str(&text[copied..i]);
+            out.push_str(label);
+            copied = end;
+        }
+        i = end;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The string values of an event's `receiver` and `customer` (the personal
+/// data an event may carry), for [`redact`].
+pub fn personal_values(event_json: &[u8]) -> Vec<String> {
+    let Ok(event) = serde_json::from_slice::<Value>(event_json) else {
+        return Vec::new();
+    };
+    let mut values = Vec::new();
+    for person in ["receiver", "customer"] {
+        if let Some(map) = event.get(person).and_then(Value::as_object) {
+            values.extend(map.values().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    values
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +223,47 @@ mod tests {
             p,
             serde_json::json!({"name": "홍*동", "mobile": "010-****-5678", "postcode": "*****"})
         );
+    }
+
+    #[test]
+    fn redaction_hides_what_looks_personal_and_keeps_codes() {
+        let known = vec![
+            "윤도윤".to_owned(),
+            "서울특별시 강남구 테헤란로 1".to_owned(),
+        ];
+        let echoed = r#"invalid payload near: "receiver":{"name":"윤도윤","mobile":"010-7183-8277","phone":"02 123 4567","address":"서울특별시 강남구 테헤란로 1","email":"yoon.d@example.co.kr","rrn":"900101-1234567","intl":"+82-10-7183-8277","raw":"01071838277"} order 20261201_000123 invoice 380424004285 status 500"#;
+        let out = redact(echoed, &known);
+        for leak in [
+            "윤도윤",
+            "7183",
+            "8277",
+            "123 4567",
+            "테헤란로",
+            "yoon.d",
+            "1234567",
+            "01071838277",
+        ] {
+            assert!(!out.contains(leak), "{leak} in {out}");
+        }
+        for kept in [
+            "20261201_000123",
+            "380424004285",
+            "status 500",
+            "<phone>",
+            "<email>",
+            "<rrn>",
+            "<personal>",
+        ] {
+            assert!(out.contains(kept), "{kept} not in {out}");
+        }
+        assert_eq!(
+            redact("HTTP 500, v1.2.3, 2026-12-08", &[]),
+            "HTTP 500, v1.2.3, 2026-12-08"
+        );
+        assert_eq!(redact("a@b", &[]), "a@b");
+        let values = personal_values(
+            br#"{"receiver":{"name":"A B","mobile":"1"},"customer":null,"order":{"x":"y"}}"#,
+        );
+        assert_eq!(values, vec!["1".to_owned(), "A B".to_owned()]);
     }
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::delivery::Target;
 use crate::delivery::driver::now_ms;
-use crate::delivery::queue::{DeadLetter, OutboxEntry};
+use crate::delivery::queue::{DeadLetter, DeliveryError, OutboxEntry};
 use crate::history::{Attempt, AttemptOf, AttemptOutcome};
 use crate::store::{Store, StoreError};
 
@@ -92,7 +92,7 @@ fn pending_view(target: &str, seq: u64, e: &OutboxEntry) -> PendingView {
         attempts: e.attempts,
         enqueued_at: time(e.enqueued_at),
         next_attempt_at: time(e.next_attempt_at),
-        last_error: e.last_error.as_ref().map(ToString::to_string),
+        last_error: e.last_error.as_ref().map(DeliveryError::full),
     }
 }
 
@@ -107,7 +107,7 @@ fn dead_view(target: &str, seq: u64, d: &DeadLetter) -> DeadView {
         attempts: d.entry.attempts,
         dead_at: time(d.dead_at),
         status: d.reason.status,
-        reason: d.reason.to_string(),
+        reason: d.reason.full(),
     }
 }
 

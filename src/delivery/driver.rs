@@ -214,6 +214,7 @@ fn apply(
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let now = now_ms();
+    let outcome = without_personal_values(outcome, entries);
     let ids = || {
         entries
             .iter()
@@ -230,7 +231,7 @@ fn apply(
                 at: now,
                 outcome: AttemptOutcome::Dead,
                 status: error.status,
-                detail: Some(error.to_string()),
+                detail: Some(error.full()),
                 next_at: None,
             },
         }))?;
@@ -273,7 +274,7 @@ fn apply(
                                 at: now,
                                 outcome: AttemptOutcome::Retry,
                                 status: error.status,
-                                detail: Some(error.to_string()),
+                                detail: Some(error.full()),
                                 next_at: Some(next),
                             },
                         }])?;
@@ -285,7 +286,7 @@ fn apply(
                             at: now,
                             kind: ErrorKind::Exhausted,
                             status: error.status,
-                            detail: format!("gave up after {attempt} attempts: {error}"),
+                            detail: format!("gave up after {attempt} attempts: {}", error.full()),
                         };
                         tracing::error!(target = %target.name, event_id = %entry.event_id, reason = %exhausted, "delivery failed for good; moved to dead letters");
                         history.record_attempts([AttemptOf {
@@ -296,7 +297,7 @@ fn apply(
                                 at: now,
                                 outcome: AttemptOutcome::Dead,
                                 status: exhausted.status,
-                                detail: Some(exhausted.to_string()),
+                                detail: Some(exhausted.full()),
                                 next_at: None,
                             },
                         }])?;
@@ -332,6 +333,34 @@ fn apply(
         }
     }
     Ok(())
+}
+
+/// A receiver's answer may echo the body it was sent: the entries' own
+/// personal values (receiver, customer) are taken out of it before it is
+/// kept (phones, e-mails and RRNs already are, see
+/// [`super::targets::body_detail`]).
+fn without_personal_values(outcome: Outcome, entries: &[(u64, OutboxEntry)]) -> Outcome {
+    let redact = |mut error: DeliveryError| {
+        if error.kind == ErrorKind::Http && !error.detail.is_empty() {
+            let known: Vec<String> = entries
+                .iter()
+                .flat_map(|(_, e)| crate::mask::personal_values(&e.event))
+                .collect();
+            error.detail = crate::mask::redact(&error.detail, &known);
+        }
+        error
+    };
+    match outcome {
+        Outcome::Retry { error, retry_after } => Outcome::Retry {
+            error: redact(error),
+            retry_after,
+        },
+        Outcome::Dead { error, gone } => Outcome::Dead {
+            error: redact(error),
+            gone,
+        },
+        Outcome::Delivered => Outcome::Delivered,
+    }
 }
 
 /// Sets the gauges of `target`: pending, dead letters, oldest age, failing.

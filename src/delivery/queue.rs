@@ -93,14 +93,71 @@ impl ErrorKind {
     }
 }
 
+/// The short classification: what logs, `/healthz`, the target's state and
+/// the alerts show. A receiver's answer may echo the body it was sent
+/// (personal data included), so only its status, its length and, for an
+/// answer that is one `snake_case` word (Slack's `invalid_blocks`,
+/// `channel_is_archived`), that word are shown; the answer itself, redacted,
+/// is in [`DeliveryError::full`] for an operator who signed in.
 impl fmt::Display for DeliveryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.kind, self.status) {
-            (ErrorKind::Http, Some(status)) if self.detail.is_empty() => {
-                write!(f, "HTTP {status}")
+        match self.kind {
+            ErrorKind::Http => match self.status {
+                Some(status) => {
+                    write!(f, "HTTP {status}")?;
+                    answer_summary(f, &self.detail)
+                }
+                // Schema 1 kept the error as text ("HTTP 500: <answer>").
+                None => f.write_str(
+                    self.detail
+                        .split_once(": ")
+                        .map_or(&*self.detail, |(h, _)| h),
+                ),
+            },
+            ErrorKind::Exhausted => {
+                // "gave up after N attempts: <the last error in full>"
+                let (head, _) = self.detail.split_once(": ").unwrap_or((&self.detail, ""));
+                f.write_str(head)?;
+                match self.status {
+                    Some(status) => write!(f, "; last answer HTTP {status}"),
+                    None => Ok(()),
+                }
             }
-            (ErrorKind::Http, Some(status)) => write!(f, "HTTP {status}: {}", self.detail),
-            _ => f.write_str(&self.detail),
+            ErrorKind::Unreadable => f.write_str("the stored entry cannot be read"),
+            // Our own words: a transport error without its URL, a template's
+            // name, line and variable.
+            ErrorKind::Transport | ErrorKind::Render => f.write_str(&self.detail),
+        }
+    }
+}
+
+/// An answer that is one `snake_case` word of letters: an error code, never
+/// a value sent (it has no digits, no spaces, no `@`).
+fn is_answer_code(detail: &str) -> bool {
+    detail.split('_').count() >= 2
+        && detail.len() <= 64
+        && detail.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        && !detail.starts_with('_')
+}
+
+fn answer_summary(f: &mut fmt::Formatter<'_>, detail: &str) -> fmt::Result {
+    if detail.is_empty() {
+        Ok(())
+    } else if is_answer_code(detail) {
+        write!(f, ": {detail}")
+    } else {
+        write!(f, " ({}-byte answer)", detail.len())
+    }
+}
+
+impl DeliveryError {
+    /// The error with the receiver's (redacted) answer: for dead letters and
+    /// the console's timeline, which only a signed-in operator reads.
+    pub fn full(&self) -> String {
+        match (self.kind, self.status) {
+            (ErrorKind::Http, Some(status)) if self.detail.is_empty() => format!("HTTP {status}"),
+            (ErrorKind::Http, Some(status)) => format!("HTTP {status}: {}", self.detail),
+            _ => self.detail.clone(),
         }
     }
 }
@@ -549,10 +606,22 @@ impl Queue<'_> {
     }
 
     pub fn state(&self) -> Result<TargetState, StoreError> {
-        Ok(self
+        let mut state: TargetState = self
             .store
             .meta_get(&format!("target/{}", self.name))?
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // Builds before the short classification kept the receiver's answer
+        // here ("HTTP 500: <body>"); it is shown without it until the next
+        // attempt replaces it.
+        if let Some(reason) = &mut state.reason
+            && reason.starts_with("HTTP ")
+            && let Some((status, answer)) = reason.split_once(": ")
+            && !is_answer_code(answer)
+        {
+            let status = status.to_owned();
+            *reason = status;
+        }
+        Ok(state)
     }
 
     pub fn set_state(&self, state: &TargetState) -> Result<(), StoreError> {
@@ -714,7 +783,11 @@ pub(crate) mod tests {
         assert_eq!(due.next_at, Some(1000));
         let (_, e) = &q.pending(1).unwrap()[0];
         assert_eq!((e.attempts, e.next_attempt_at), (1, 1000));
-        assert_eq!(e.last_error.as_ref().unwrap().to_string(), "HTTP 503: nope");
+        assert_eq!(e.last_error.as_ref().unwrap().full(), "HTTP 503: nope");
+        assert_eq!(
+            e.last_error.as_ref().unwrap().to_string(),
+            "HTTP 503 (4-byte answer)"
+        );
         // Dead-lettered: the invoice's later event proceeds.
         q.dead_letter(seq, error(400)).unwrap();
         let due = q.due(100, 10, &HashSet::new()).unwrap();

@@ -182,7 +182,7 @@ async fn a_gone_receiver_dead_letters_and_marks_the_target_failing() {
     assert_eq!(report.dead, 2);
     let state = app.store.queue("erp").unwrap().state().unwrap();
     assert!(state.gone && state.failing_since.is_some(), "{state:?}");
-    assert_eq!(state.reason.as_deref(), Some("HTTP 410: gone"));
+    assert_eq!(state.reason.as_deref(), Some("HTTP 410 (4-byte answer)"));
 }
 
 #[tokio::test]
@@ -427,7 +427,8 @@ async fn the_cli_lists_shows_replays_and_purges_dead_letters() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("target `erp`") && stderr.contains("moved to dead letters: HTTP 400: bad"),
+        stderr.contains("target `erp`")
+            && stderr.contains("moved to dead letters: HTTP 400 (3-byte answer)"),
         "{stderr}"
     );
 

@@ -56,7 +56,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_retr
     let last = stderr.lines().last().unwrap();
     assert!(
         last.starts_with("error: delivery failed: target `erp`: event ")
-            && last.contains("HTTP 503: busy"),
+            && last.contains("HTTP 503 (4-byte answer)"),
         "{stderr}"
     );
     assert!(!stderr.contains(&server.uri()));
@@ -226,7 +226,7 @@ async fn json_logs_name_target_event_attempt_and_reason_of_a_failed_delivery() {
             .ends_with("-1")
     );
     assert_eq!(failure["fields"]["attempt"], 1);
-    assert_eq!(failure["fields"]["reason"], "HTTP 503: ok");
+    assert_eq!(failure["fields"]["reason"], "HTTP 503 (2-byte answer)");
 }
 
 #[tokio::test]

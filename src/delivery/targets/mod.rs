@@ -546,9 +546,11 @@ pub enum Outcome {
     },
 }
 
-/// The first 512 bytes of a body, on one line (cut at a character boundary).
+/// The first 512 bytes of a body, on one line (cut at a character boundary),
+/// with what looks personal redacted ([`crate::mask::redact`]).
 pub fn body_detail(body: &str) -> String {
     let one_line: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line = crate::mask::redact(&one_line, &[]);
     if one_line.len() <= 512 {
         return one_line;
     }
@@ -597,7 +599,8 @@ mod tests {
             panic!()
         };
         assert!(!gone);
-        assert_eq!(error.to_string(), "HTTP 301: moved");
+        assert_eq!(error.full(), "HTTP 301: moved");
+        assert_eq!(error.to_string(), "HTTP 301 (5-byte answer)");
         let mut h = HeaderMap::new();
         h.insert("retry-after", "2".parse().unwrap());
         let Outcome::Retry { retry_after, .. } = classify(429, &h, "") else {
