@@ -18,33 +18,52 @@
 //!
 //! **Access.** The listener binds to loopback unless configured otherwise,
 //! and `admin.listen` off loopback without `admin.token` is refused when
-//! the config is read.
-//! - With `admin.token` set, every API call needs `Authorization: Bearer
-//!   <token>` (compared in constant time) and every page the console's
-//!   session cookie (see [`crate::console`]).
-//! - Without a token (loopback only), reads and actions are open to this
-//!   machine, but only under a loopback `Host` name: a page elsewhere that
+//! the config is read; a token shorter than 32 characters is refused too.
+//! - **`Host`.** Every request, `/healthz` and `/metrics` included, must
+//!   name this machine (`localhost`, a loopback address) or, with a token,
+//!   `admin.public_host` (the name behind a proxy). A page elsewhere that
 //!   points a DNS name at 127.0.0.1 (DNS rebinding) gets 403.
+//! - **With `admin.token`**, every API call needs `Authorization: Bearer
+//!   <token>` and every page a console session ([`Sessions`]). A missing or
+//!   malformed header never matches. Tokens are compared as HMAC digests
+//!   under a key of this process, in constant time, so neither their length
+//!   nor their content leaks through timing.
+//! - **Guessing.** Wrong tokens (sign-in or Bearer) are limited per client
+//!   address ([`Limiter`]): 10 a minute, then 429 for a minute, doubling up
+//!   to 15 minutes. The log says so once a minute at most, not per try.
+//! - **Without a token** (loopback only), reads and actions are open to this
+//!   machine under a loopback `Host`.
 //! - A state-changing call from a browser on another site (`Origin` not
 //!   this host, or `Sec-Fetch-Site: cross-site`) is refused with 403, token
-//!   or not; the console's forms carry a CSRF token as well.
+//!   or not; the console's forms carry a CSRF token bound to the session.
+//! - Every answer carries a strict `Content-Security-Policy`,
+//!   `X-Frame-Options: DENY`, `nosniff`, `Referrer-Policy: same-origin` and
+//!   (but the stylesheet) `Cache-Control: no-store`: pages carry masked
+//!   personal data and must not be framed (clickjacking a Replay button).
+//! - [`serve`] bounds connections: a request's headers must arrive within
+//!   `admin.header_timeout`, and at most `admin.max_connections` are open,
+//!   so idle sockets cannot take the poller's file descriptors.
 //! - The token never appears in a page, a log line or an error.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::{
     Json, Router,
-    extract::{Path, Query, Request, State},
+    extract::{ConnectInfo, Path, Query, Request, State},
     http::{HeaderMap, Method, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
 use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::inspect::{self, Upstream};
 use crate::operate::{self, OpError};
@@ -61,7 +80,7 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(app: Arc<App>, upstream: Arc<dyn Fn() -> Upstream + Send + Sync>) -> Admin {
-        let access = Arc::new(Access::new(app.config.admin.token.clone()));
+        let access = Arc::new(Access::new(&app.config.admin));
         Admin {
             app,
             upstream,
@@ -79,39 +98,61 @@ impl Admin {
     }
 }
 
-/// The token, and what is derived from it for the console.
+/// The token, the sessions and the sign-in limits of one listener.
 pub struct Access {
-    token: Option<SecretString>,
-    /// The console cookie's value: an HMAC of a fixed text under the token,
-    /// so the cookie is not the token itself.
-    session: String,
-    /// The forms' CSRF token: an HMAC under the token, or under a random
-    /// key of this process when there is no token.
-    csrf: String,
+    /// A random key of this process, from the OS: token digests, session
+    /// ids' CSRF tokens.
+    key: [u8; 32],
+    /// The token's HMAC under `key`, compared with the HMAC of what is given.
+    token: Option<[u8; 32]>,
+    public_host: Option<String>,
+    pub sessions: Sessions,
+    pub limiter: Limiter,
 }
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac_hex(key: &[u8], text: &str) -> String {
+fn mac(key: &[u8], text: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(text.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac.update(text);
+    mac.finalize().into_bytes().into()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random bytes from the operating system's generator.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    // The OS generator failing is a broken machine; nothing sensible can be
+    // done without it, and a predictable session id would be worse.
+    getrandom::fill(&mut bytes).expect("the operating system's random generator works");
+    bytes
+}
+
+/// What a request's `Authorization` header holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bearer {
+    /// No header, or not `Bearer <something>`: never a match.
+    Missing,
+    Valid,
+    Wrong,
 }
 
 impl Access {
-    pub fn new(token: Option<SecretString>) -> Access {
-        let key: Vec<u8> = match &token {
-            Some(t) => t.expose_secret().as_bytes().to_vec(),
-            None => (0..32).map(|_| fastrand::u8(..)).collect(),
-        };
+    pub fn new(config: &crate::config::AdminConfig) -> Access {
+        let key = random_bytes::<32>();
+        let token = config
+            .token
+            .as_ref()
+            .map(|t| mac(&key, t.expose_secret().as_bytes()));
         Access {
-            session: mac_hex(&key, "poomgo-notifier console session v1"),
-            csrf: mac_hex(&key, "poomgo-notifier console csrf v1"),
+            key,
             token,
+            public_host: config.public_host.clone(),
+            sessions: Sessions::new(config.session_ttl),
+            limiter: Limiter::default(),
         }
     }
 
@@ -119,45 +160,226 @@ impl Access {
         self.token.is_some()
     }
 
-    /// Whether `given` is the token (constant time).
+    /// Whether `given` is the token: fixed-length digests compared in
+    /// constant time.
     pub fn is_token(&self, given: &str) -> bool {
-        self.token
-            .as_ref()
-            .is_some_and(|t| constant_time_eq(given.as_bytes(), t.expose_secret().as_bytes()))
+        self.token.is_some_and(|token| {
+            let given = mac(&self.key, given.as_bytes());
+            bool::from(given.ct_eq(&token))
+        })
     }
 
-    /// A request that carries the token as a Bearer header.
-    pub fn bearer_ok(&self, headers: &HeaderMap) -> bool {
-        if self.token.is_none() {
-            return true;
-        }
+    /// The `Authorization: Bearer` header, judged.
+    pub fn bearer(&self, headers: &HeaderMap) -> Bearer {
         let given = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        self.is_token(given)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty());
+        match given {
+            None => Bearer::Missing,
+            Some(t) if self.is_token(t) => Bearer::Valid,
+            Some(_) => Bearer::Wrong,
+        }
     }
 
-    /// A console request: the session cookie, or the Bearer header.
-    pub fn session_ok(&self, headers: &HeaderMap) -> bool {
-        if self.token.is_none() {
+    /// The signed-in session a console request carries, if any.
+    pub fn session(&self, headers: &HeaderMap) -> Option<String> {
+        let id = cookie(headers, crate::console::COOKIE)?;
+        self.sessions.alive(id).then(|| id.to_owned())
+    }
+
+    /// The CSRF token of the console's forms: bound to the session (or,
+    /// without a token, to this process).
+    pub fn csrf(&self, session: Option<&str>) -> String {
+        let text = format!("poomgo-notifier csrf v2:{}", session.unwrap_or(""));
+        hex(&mac(&self.key, text.as_bytes()))
+    }
+
+    pub fn csrf_ok(&self, session: Option<&str>, given: &str) -> bool {
+        bool::from(self.csrf(session).as_bytes().ct_eq(given.as_bytes()))
+    }
+
+    /// Whether the `Host` a request was sent to is one this listener
+    /// answers to: a loopback name, or with a token `admin.public_host`.
+    fn host_ok(&self, headers: &HeaderMap) -> bool {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if loopback_host(host) {
             return true;
         }
-        let cookie = cookie(headers, crate::console::COOKIE).unwrap_or_default();
-        constant_time_eq(cookie.as_bytes(), self.session.as_bytes()) || self.bearer_ok(headers)
+        let Some(public) = self.public_host.as_deref().filter(|_| self.has_token()) else {
+            return false;
+        };
+        // `public_host` with or without a port: both match the name.
+        host.eq_ignore_ascii_case(public) || host_name(host).eq_ignore_ascii_case(public)
+    }
+}
+
+/// The console's sign-ins: random ids from the OS generator, each with its
+/// issue time, in this process's memory. Signing out ends one; a restart
+/// (which is how a new token takes effect) ends them all, and so does
+/// `session_ttl` passing.
+pub struct Sessions {
+    ttl: std::time::Duration,
+    open: Mutex<HashMap<String, Instant>>,
+}
+
+/// At most this many sessions at once; the oldest ends first.
+const MAX_SESSIONS: usize = 1_000;
+
+impl Sessions {
+    fn new(ttl: std::time::Duration) -> Sessions {
+        Sessions {
+            ttl,
+            open: Mutex::new(HashMap::new()),
+        }
     }
 
-    pub fn session(&self) -> &str {
-        &self.session
+    /// A new session's id (the cookie's value).
+    pub fn start(&self) -> String {
+        let id = hex(&random_bytes::<32>());
+        let now = Instant::now();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|_, issued| now.duration_since(*issued) < self.ttl);
+        if open.len() >= MAX_SESSIONS
+            && let Some(oldest) = open.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+        {
+            open.remove(&oldest);
+        }
+        open.insert(id.clone(), now);
+        id
     }
 
-    pub fn csrf(&self) -> &str {
-        &self.csrf
+    fn alive(&self, id: &str) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        match open.get(id) {
+            Some(issued) if issued.elapsed() < self.ttl => true,
+            Some(_) => {
+                open.remove(id);
+                false
+            }
+            None => false,
+        }
     }
 
-    pub fn csrf_ok(&self, given: &str) -> bool {
-        constant_time_eq(given.as_bytes(), self.csrf.as_bytes())
+    pub fn end(&self, id: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// How long a session lasts (the cookie's `Max-Age`).
+    pub fn ttl(&self) -> std::time::Duration {
+        self.ttl
+    }
+}
+
+/// Wrong tokens per client address: [`Limiter::FREE`] a minute, then the
+/// address waits a minute, twice as long at each further lock-out, up to
+/// [`Limiter::LONGEST`]. Behind a proxy every client shares the proxy's
+/// address, so the limit is the proxy's as a whole.
+#[derive(Default)]
+pub struct Limiter {
+    state: Mutex<LimiterState>,
+}
+
+#[derive(Default)]
+struct LimiterState {
+    clients: HashMap<IpAddr, Failures>,
+    /// Failures not yet in a log line, and when the last line was written.
+    unlogged: u32,
+    last_log: Option<Instant>,
+}
+
+struct Failures {
+    /// Failures since `since`, at most a minute ago.
+    count: u32,
+    since: Instant,
+    /// Lock-outs so far (the next one lasts 2^strikes minutes).
+    strikes: u32,
+    locked_until: Option<Instant>,
+    last: Instant,
+}
+
+impl Limiter {
+    pub const FREE: u32 = 10;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    pub const LONGEST: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+    /// Addresses remembered at most; quiet ones are forgotten first.
+    const CLIENTS: usize = 10_000;
+
+    /// `Err(wait)` while `client` is locked out.
+    pub fn check(&self, client: IpAddr) -> Result<(), std::time::Duration> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match state.clients.get(&client).and_then(|f| f.locked_until) {
+            Some(until) if until > Instant::now() => Err(until - Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
+    /// A wrong token from `client`.
+    pub fn failed(&self, client: IpAddr) {
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.clients.len() >= Self::CLIENTS {
+            state
+                .clients
+                .retain(|_, f| now.duration_since(f.last) < Self::LONGEST);
+        }
+        let f = state.clients.entry(client).or_insert(Failures {
+            count: 0,
+            since: now,
+            strikes: 0,
+            locked_until: None,
+            last: now,
+        });
+        if now.duration_since(f.since) >= Self::WINDOW {
+            f.count = 0;
+            f.since = now;
+        }
+        if now.duration_since(f.last) >= std::time::Duration::from_secs(3600) {
+            f.strikes = 0;
+        }
+        f.count += 1;
+        f.last = now;
+        let mut locked = None;
+        if f.count >= Self::FREE {
+            let wait = (Self::WINDOW * 2u32.pow(f.strikes.min(4))).min(Self::LONGEST);
+            f.locked_until = Some(now + wait);
+            f.strikes += 1;
+            f.count = 0;
+            f.since = now;
+            locked = Some(wait);
+        }
+        state.unlogged += 1;
+        let due = state
+            .last_log
+            .is_none_or(|t| now.duration_since(t) >= Self::WINDOW);
+        if due || locked.is_some() {
+            tracing::warn!(
+                failures = state.unlogged,
+                client = %client,
+                locked_out_secs = locked.map(|w| w.as_secs()),
+                "admin sign-in refused: wrong token (failures are summed up here at most once a minute, and on each lock-out)"
+            );
+            state.unlogged = 0;
+            state.last_log = Some(now);
+        }
+    }
+
+    /// The right token from `client`: its count starts again.
+    pub fn succeeded(&self, client: IpAddr) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clients
+            .remove(&client);
     }
 }
 
@@ -171,10 +393,6 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A browser request made by a page of another site. Browsers say so in
@@ -200,34 +418,65 @@ pub fn cross_site(headers: &HeaderMap) -> bool {
     origin_host != Some(host)
 }
 
-/// Whether the `Host` a request was sent to names this machine.
-fn loopback_host(headers: &HeaderMap) -> bool {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let name = match host.strip_prefix('[') {
+/// The name part of a `Host` value (`[::1]:9464` → `::1`, `a:80` → `a`).
+fn host_name(host: &str) -> &str {
+    match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
+    }
+}
+
+/// Whether `host` names this machine.
+fn loopback_host(host: &str) -> bool {
+    let name = host_name(host);
     name.eq_ignore_ascii_case("localhost")
         || name
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The rules every API call and page goes through before its handler; see
-/// the module docs.
-async fn guard(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+/// The address a request came from ([`serve`] records it); unspecified
+/// when served otherwise.
+fn client_of(request: &Request) -> IpAddr {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// What the guard learnt about a request, for the handlers: the client's
+/// address and the console session it carries.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    pub client: IpAddr,
+    pub session: Option<String>,
+}
+
+/// Paths open without a token (to monitors), behind the `Host` check still.
+fn monitor(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics")
+}
+
+/// The rules every request goes through before its handler; see the module
+/// docs.
+async fn guard(State(access): State<Arc<Access>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let api = path.starts_with("/api/");
     let headers = request.headers();
-    let api = request.uri().path().starts_with("/api/");
     let writes = request.method() != Method::GET && request.method() != Method::HEAD;
-    if !admin.access.has_token() && !loopback_host(headers) {
+    if !access.host_ok(headers) {
         return refuse(
             api,
             StatusCode::FORBIDDEN,
-            "without `admin.token` the admin listener answers only to a loopback address (localhost, 127.0.0.1); set a token to reach it by another name",
+            if access.has_token() {
+                "this listener answers only to a loopback name (localhost, 127.0.0.1) or `admin.public_host`"
+            } else {
+                "without `admin.token` the admin listener answers only to a loopback address (localhost, 127.0.0.1); set a token to reach it by another name"
+            },
         );
+    }
+    if monitor(&path) {
+        return next.run(request).await;
     }
     if writes && cross_site(headers) {
         return refuse(
@@ -236,18 +485,72 @@ async fn guard(State(admin): State<Admin>, request: Request, next: Next) -> Resp
             "a state-changing request from another site is refused",
         );
     }
-    if api {
-        if !admin.access.bearer_ok(headers) {
+    let client = client_of(&request);
+    let session = access.session(headers);
+    if access.has_token() {
+        let bearer = access.bearer(headers);
+        let signing_in = path == "/login" && writes;
+        if bearer != Bearer::Missing || signing_in {
+            if let Err(wait) = access.limiter.check(client) {
+                return too_many(api, wait);
+            }
+        }
+        match bearer {
+            Bearer::Valid => access.limiter.succeeded(client),
+            Bearer::Wrong => access.limiter.failed(client),
+            Bearer::Missing => {}
+        }
+        if api && bearer != Bearer::Valid {
             return refuse(
                 true,
                 StatusCode::UNAUTHORIZED,
                 "send `Authorization: Bearer <admin.token>`",
             );
         }
-    } else if !crate::console::public(request.uri().path()) && !admin.access.session_ok(headers) {
-        return crate::console::to_login(request.uri());
+        if !api && !crate::console::public(&path) && session.is_none() && bearer != Bearer::Valid {
+            return crate::console::to_login(request.uri());
+        }
     }
+    request.extensions_mut().insert(Caller { client, session });
     next.run(request).await
+}
+
+fn too_many(api: bool, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs().max(1);
+    let mut answer = refuse(
+        api,
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("too many wrong tokens from this address: try again in {secs} s"),
+    );
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    answer
+}
+
+/// The headers every answer carries (see the module docs); a handler's own
+/// `Cache-Control` (the stylesheet's) stays.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ] {
+        h.insert(name, header::HeaderValue::from_static(value));
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        );
+    }
+    response
 }
 
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
@@ -258,8 +561,10 @@ fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
     }
 }
 
-/// The API and the console, with their access rules.
-pub fn router(admin: Admin) -> Router {
+/// The API, the console and `monitors` (`/healthz`, `/metrics`: open
+/// without a token), with their access rules and headers.
+pub fn router(admin: Admin, monitors: Router) -> Router {
+    let access = admin.access.clone();
     let api = Router::new()
         .route("/api/status", get(status))
         .route("/api/search", get(search))
@@ -272,8 +577,88 @@ pub fn router(admin: Admin) -> Router {
         .route("/api/dead-letters/{id}", get(dead_letter))
         .route("/api/dead-letters/{id}/replay", post(replay));
     api.merge(crate::console::routes())
-        .layer(middleware::from_fn_with_state(admin.clone(), guard))
         .with_state(admin)
+        .merge(monitors)
+        .layer(middleware::from_fn_with_state(access, guard))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// How [`serve`] bounds its connections.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// A request's headers must have arrived within this.
+    pub header_timeout: std::time::Duration,
+    /// Connections open at once; one more is closed at once.
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` until `shutdown`, each connection with the
+/// client's address recorded (for [`Limiter`]) and within `limits`. In-flight
+/// requests finish at shutdown; idle connections close.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    mut shutdown: crate::shutdown::Shutdown,
+) {
+    let open = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let mut refused_logged: Option<Instant> = None;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors, mostly: wait a moment
+                    // instead of spinning.
+                    tracing::warn!(error = %e, "the admin listener cannot accept a connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait() => break,
+        };
+        let Ok(permit) = open.clone().try_acquire_owned() else {
+            drop(stream);
+            if refused_logged.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    "the admin listener is at `admin.max_connections`; new connections are closed (said at most once a minute)"
+                );
+                refused_logged = Some(Instant::now());
+            }
+            continue;
+        };
+        let router = router.clone();
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    let mut router = router.clone();
+                    async move {
+                        tower_service::Service::call(
+                            &mut router,
+                            request.map(axum::body::Body::new),
+                        )
+                        .await
+                    }
+                },
+            );
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                _ = stop.wait() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
 }
 
 #[derive(Deserialize)]

@@ -95,16 +95,124 @@ pub struct PoomgoConfig {
 
 /// The daemon's admin HTTP (console, `/api`, `/healthz`, `/metrics`); off
 /// when `listen` is unset. Off loopback it needs a token.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `127.0.0.1:9464`, or a port alone (`9464`), which binds to loopback.
     #[serde(default, deserialize_with = "listen_address")]
     pub listen: Option<std::net::SocketAddr>,
     /// When set, every console page and API call needs it (`Authorization:
-    /// Bearer`, or the console's sign-in cookie).
+    /// Bearer`, or the console's sign-in cookie). At least
+    /// [`MIN_TOKEN_CHARS`] characters.
     #[serde(default, deserialize_with = "optional_secret")]
     pub token: Option<SecretString>,
+    /// The name (`host` or `host:port`) the console is reached by through a
+    /// proxy, allowed in `Host` beside the loopback names.
+    #[serde(default)]
+    pub public_host: Option<String>,
+    /// How long a console sign-in lasts.
+    #[serde(default = "default_session_ttl", deserialize_with = "duration")]
+    pub session_ttl: Duration,
+    /// A request's headers must arrive within this, or the connection closes.
+    #[serde(default = "default_header_timeout", deserialize_with = "duration")]
+    pub header_timeout: Duration,
+    /// Connections open at once; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: None,
+            token: None,
+            public_host: None,
+            session_ttl: default_session_ttl(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    64
+}
+
+/// The shortest `admin.token` accepted: 32 characters, 128 bits or more
+/// when made as the docs say (`openssl rand -hex 32`).
+pub const MIN_TOKEN_CHARS: usize = 32;
+
+impl AdminConfig {
+    /// Checks the token, the public host and the session length; the error
+    /// names the key within `[admin]`.
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if let Some(token) = &self.token {
+            let token = token.expose_secret();
+            let chars = token.chars().count();
+            if token.trim().is_empty() {
+                return Err((
+                    "token",
+                    format!(
+                        "is empty (is its variable set?): expected at least {MIN_TOKEN_CHARS} random characters; make one with `openssl rand -hex 32`, or remove `token` to keep the console on loopback only"
+                    ),
+                ));
+            }
+            if chars < MIN_TOKEN_CHARS || token.trim() != token {
+                return Err((
+                    "token",
+                    format!(
+                        "is too short ({chars} characters) or has spaces at its ends: expected at least {MIN_TOKEN_CHARS} random characters; make one with `openssl rand -hex 32`"
+                    ),
+                ));
+            }
+        }
+        if self.public_host.is_some() && self.token.is_none() {
+            return Err((
+                "public_host",
+                "needs `admin.token`: a console reached by a public name must ask for the token"
+                    .into(),
+            ));
+        }
+        if let Some(host) = &self.public_host
+            && (host.is_empty() || host.contains(['/', ' ', '@']) || host.contains("://"))
+        {
+            return Err((
+                "public_host",
+                format!(
+                    "`{host}` is not a host name: expected the name the proxy serves the console under, like \"notifier.example.com\" (no scheme, no path)"
+                ),
+            ));
+        }
+        if self.session_ttl < Duration::from_secs(1)
+            || self.session_ttl > Duration::from_secs(30 * 86_400)
+        {
+            return Err(("session_ttl", "is out of range: expected 1s to 30d".into()));
+        }
+        if self.header_timeout < Duration::from_millis(100)
+            || self.header_timeout > Duration::from_secs(300)
+        {
+            return Err((
+                "header_timeout",
+                "is out of range: expected 100ms to 5m".into(),
+            ));
+        }
+        if !(4..=10_000).contains(&self.max_connections) {
+            return Err((
+                "max_connections",
+                format!(
+                    "{} is out of range: expected 4 to 10000",
+                    self.max_connections
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -432,6 +540,9 @@ impl Config {
         if self.store.retention_days == 0 {
             return bad("store.retention_days", "expected at least 1".into());
         }
+        self.admin
+            .validate()
+            .map_err(|(k, m)| (format!("admin.{k}"), m))?;
         if let Some(addr) = self.admin.listen
             && !addr.ip().is_loopback()
             && self.admin.token.is_none()
@@ -693,6 +804,9 @@ mod tests {
     fn parse(text: &str) -> Result<Config, String> {
         Config::parse(text, "config.toml", PathBuf::new(), &|n| match n {
             "KEY" => Some("secret-key-value".into()),
+            "ADMIN" => Some("0123456789abcdef0123456789abcdef".into()),
+            "EMPTY" => Some(String::new()),
+            "SHORT" => Some("t".into()),
             "HOOK" => Some("https://hooks.slack.com/services/T000/B000/XXXXSECRET".into()),
             _ => None,
         })
@@ -751,9 +865,40 @@ mod tests {
             "{e}"
         );
         let ok = parse(&format!(
-            "{MINIMAL}[admin]\nlisten = \"0.0.0.0:9464\"\ntoken = \"${{KEY}}\"\n"
+            "{MINIMAL}[admin]\nlisten = \"0.0.0.0:9464\"\ntoken = \"${{ADMIN}}\"\n"
         ));
         assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn an_empty_or_short_admin_token_is_refused_saying_how_to_make_one() {
+        for (var, listen) in [
+            ("EMPTY", "0.0.0.0:9464"),
+            ("EMPTY", "9464"),
+            ("SHORT", "0.0.0.0:9464"),
+            ("KEY", "9464"),
+        ] {
+            let e = parse(&format!(
+                "{MINIMAL}[admin]\nlisten = \"{listen}\"\ntoken = \"${{{var}}}\"\n"
+            ))
+            .unwrap_err();
+            assert!(
+                e.contains("`admin.token`") && e.contains("openssl rand -hex 32"),
+                "{var}: {e}"
+            );
+            assert!(!e.contains("secret-key-value"), "{e}");
+        }
+        let e = parse(&format!(
+            "{MINIMAL}[admin]\ntoken = \"${{ADMIN}}\"\npublic_host = \"https://x.example\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("`admin.public_host`"), "{e}");
+        let c = parse(&format!(
+            "{MINIMAL}[admin]\ntoken = \"${{ADMIN}}\"\npublic_host = \"notifier.example.com\"\nsession_ttl = \"1h\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.admin.session_ttl, Duration::from_secs(3600));
+        assert_eq!(c.admin.public_host.as_deref(), Some("notifier.example.com"));
     }
 
     #[test]

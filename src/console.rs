@@ -18,14 +18,18 @@
 //! - **The same views as the API** ([`crate::inspect`], [`crate::operate`]):
 //!   a button and `curl` do one thing one way.
 //! - **Sign-in.** With `admin.token` set, `/login` takes the token once and
-//!   sets `poomgo_console`, an HttpOnly, SameSite=Strict cookie holding an
-//!   HMAC derived from the token (not the token). Forms POST with a CSRF
-//!   token; access rules are in [`crate::admin`].
+//!   sets `poomgo_console`, an HttpOnly, SameSite=Strict cookie holding a
+//!   random session id ([`crate::admin::Sessions`]: it expires after
+//!   `admin.session_ttl`, and signing out ends it). Forms POST with a CSRF
+//!   token bound to the session; access rules are in [`crate::admin`].
+//! - **Links and banners.** Every value put into a URL goes through
+//!   `url_encode`; the banner after an action is chosen by code from a fixed
+//!   set ([`Done`]), never taken from the query string.
 
 use std::sync::OnceLock;
 
 use axum::{
-    Form, Router,
+    Extension, Form, Router,
     extract::{Path, Query, State},
     http::{HeaderMap, StatusCode, Uri, header},
     response::{Html, IntoResponse, Redirect, Response},
@@ -35,7 +39,7 @@ use handlebars::Handlebars;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{Admin, parse_older_than, wake};
+use crate::admin::{Admin, Caller, parse_older_than, wake};
 use crate::event::EventType;
 use crate::operate::{self, OpError};
 
@@ -83,6 +87,14 @@ fn pages() -> &'static Handlebars<'static> {
             .and_then(crate::render::kst)
             .unwrap_or_default());
         h.register_helper("kst", Box::new(kst));
+        // {{url_encode value}}: a value as one URL component (path segment
+        // or query value); handlebars' HTML escaping still applies on top.
+        handlebars::handlebars_helper!(url_encode: |v: Json| match v {
+            Value::String(s) => url_component(s),
+            Value::Null => String::new(),
+            other => url_component(&other.to_string()),
+        });
+        h.register_helper("url_encode", Box::new(url_encode));
         for (name, source) in PAGES {
             h.register_template_string(name, source)
                 .expect("the console templates compile (a unit test checks them)");
@@ -114,9 +126,9 @@ pub fn routes() -> Router<Admin> {
 }
 
 /// Renders `page` inside the layout.
-fn render(admin: &Admin, page: &str, title: &str, mut data: Value) -> Response {
+fn render(admin: &Admin, caller: &Caller, page: &str, title: &str, mut data: Value) -> Response {
     data["title"] = json!(title);
-    data["csrf"] = json!(admin.access.csrf());
+    data["csrf"] = json!(admin.access.csrf(caller.session.as_deref()));
     data["signed_in"] = json!(admin.access.has_token());
     data["nav"] = json!(page);
     match pages().render(page, &data) {
@@ -154,6 +166,19 @@ fn failed(e: OpError) -> Response {
 pub fn to_login(uri: &Uri) -> Response {
     let back = uri.path_and_query().map_or("/", |p| p.as_str());
     Redirect::to(&format!("/login?next={}", percent_encode(back))).into_response()
+}
+
+/// `s` as one URL component: everything but unreserved characters
+/// percent-encoded (`/`, `&`, `#`, `?` included).
+pub fn url_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn percent_encode(s: &str) -> String {
@@ -199,14 +224,17 @@ struct PageQuery {
     target: Option<String>,
     next: Option<String>,
     done: Option<String>,
+    /// The count a `done` banner shows.
+    n: Option<u64>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
-async fn overview(State(admin): State<Admin>) -> Response {
+async fn overview(State(admin): State<Admin>, Extension(caller): Extension<Caller>) -> Response {
     match admin.status() {
         Ok(status) => render(
             &admin,
+            &caller,
             "overview",
             "Overview",
             json!({ "status": status, "refresh": true }),
@@ -215,12 +243,17 @@ async fn overview(State(admin): State<Admin>) -> Response {
     }
 }
 
-async fn login_page(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+async fn login_page(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     if !admin.access.has_token() {
         return Redirect::to("/").into_response();
     }
     render(
         &admin,
+        &caller,
         "login",
         "Sign in",
         json!({ "next": local_path(q.next.as_deref()) }),
@@ -235,14 +268,20 @@ struct LoginForm {
 
 async fn login(
     State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = local_path(form.next.as_deref());
+    if !admin.access.has_token() {
+        return Redirect::to(&next).into_response();
+    }
     if !admin.access.is_token(form.token.trim()) {
-        tracing::warn!("console sign-in refused: wrong token");
+        // Counted, and logged in a summary line (see `admin::Limiter`).
+        admin.access.limiter.failed(caller.client);
         let mut page = render(
             &admin,
+            &caller,
             "login",
             "Sign in",
             json!({ "next": next, "wrong": true }),
@@ -250,27 +289,43 @@ async fn login(
         *page.status_mut() = StatusCode::UNAUTHORIZED;
         return page;
     }
+    admin.access.limiter.succeeded(caller.client);
+    if let Some(old) = &caller.session {
+        admin.access.sessions.end(old);
+    }
+    let session = admin.access.sessions.start();
     // `Secure` when a TLS proxy says the browser came over HTTPS.
     let secure = headers
         .get("x-forwarded-proto")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{}",
-        admin.access.session(),
+        "{COOKIE}={session}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        admin.access.sessions.ttl().as_secs(),
         if secure { "; Secure" } else { "" }
     );
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
 }
 
-async fn logout(State(admin): State<Admin>, Form(form): Form<CsrfForm>) -> Response {
-    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+async fn logout(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
+    }
+    if let Some(session) = &caller.session {
+        admin.access.sessions.end(session);
     }
     let cookie = format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
-async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+async fn search(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let query = q.q.unwrap_or_default();
     let app = &admin.app;
     // The timelines right here: an order is often a few parcels.
@@ -282,6 +337,7 @@ async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Respo
     let invoices: Vec<_> = found.iter().filter_map(|f| f.invoice.as_ref()).collect();
     render(
         &admin,
+        &caller,
         "search",
         "Search",
         json!({
@@ -290,13 +346,14 @@ async fn search(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Respo
             "found": found,
             "more": found.len() > SEARCH_TIMELINES,
             "invoices": invoices,
-            "done": q.done,
+            "done": Done::banner(q.done.as_deref(), q.n),
         }),
     )
 }
 
 async fn invoice(
     State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
@@ -304,9 +361,10 @@ async fn invoice(
     match crate::inspect::invoice(&app.store, app.sender.renderer(), &id) {
         Ok(Some(invoice)) => render(
             &admin,
+            &caller,
             "search",
             "Invoice",
-            json!({ "query": id, "searched": true, "invoices": [invoice], "done": q.done }),
+            json!({ "query": id, "searched": true, "invoices": [invoice], "done": Done::banner(q.done.as_deref(), q.n) }),
         ),
         Ok(None) => message_page(
             StatusCode::NOT_FOUND,
@@ -323,6 +381,7 @@ fn target_names(admin: &Admin) -> Vec<&str> {
 /// A page listing one of the queues (at most [`PAGE_ROWS`] rows).
 fn queue_page<T: serde::Serialize>(
     admin: &Admin,
+    caller: &Caller,
     page: &str,
     title: &str,
     target: Option<String>,
@@ -332,6 +391,7 @@ fn queue_page<T: serde::Serialize>(
     match list {
         Ok(list) => render(
             admin,
+            caller,
             page,
             title,
             json!({
@@ -347,19 +407,41 @@ fn queue_page<T: serde::Serialize>(
     }
 }
 
-async fn dead_letters(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+async fn dead_letters(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let target = q.target.filter(|t| !t.is_empty());
     let list = operate::dead_letters(&admin.app.store, &admin.app.targets, target.as_deref());
-    queue_page(&admin, "dead_letters", "Dead letters", target, q.done, list)
+    let done = Done::banner(q.done.as_deref(), q.n);
+    queue_page(
+        &admin,
+        &caller,
+        "dead_letters",
+        "Dead letters",
+        target,
+        done,
+        list,
+    )
 }
 
-async fn outbox(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+async fn outbox(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let target = q.target.filter(|t| !t.is_empty());
     let list = operate::outbox(&admin.app.store, &admin.app.targets, target.as_deref());
-    queue_page(&admin, "outbox", "Outbox", target, q.done, list)
+    let done = Done::banner(q.done.as_deref(), q.n);
+    queue_page(&admin, &caller, "outbox", "Outbox", target, done, list)
 }
 
-async fn preview(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Response {
+async fn preview(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let app = &admin.app;
     let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
     let kind: EventType = q
@@ -398,7 +480,7 @@ async fn preview(State(admin): State<Admin>, Query(q): Query<PageQuery>) -> Resp
             Err(e) => data["error"] = json!(e.to_string()),
         }
     }
-    render(&admin, "preview", "Template preview", data)
+    render(&admin, &caller, "preview", "Template preview", data)
 }
 
 #[derive(Deserialize)]
@@ -418,8 +500,8 @@ struct ActionForm {
     back: Option<String>,
 }
 
-fn check_csrf(admin: &Admin, given: &str) -> Option<Response> {
-    (!admin.access.csrf_ok(given)).then(|| {
+fn check_csrf(admin: &Admin, caller: &Caller, given: &str) -> Option<Response> {
+    (!admin.access.csrf_ok(caller.session.as_deref(), given)).then(|| {
         tracing::warn!("console form refused: missing or wrong CSRF token");
         message_page(
             StatusCode::FORBIDDEN,
@@ -428,11 +510,44 @@ fn check_csrf(admin: &Admin, given: &str) -> Option<Response> {
     })
 }
 
-/// After an action: back to the page, saying what was done.
-fn done(back: Option<&str>, message: String) -> Response {
-    let back = local_path(back);
-    let sep = if back.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{back}{sep}done={}", percent_encode(&message))).into_response()
+/// What an action did, for the banner on the page it returns to. The
+/// banner's words are chosen here by code; the query string carries only the
+/// code and a count, so no link can make the console say something else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Done {
+    Replayed(usize),
+    Purged(usize),
+    Retried(usize),
+}
+
+impl Done {
+    fn code(self) -> (&'static str, u64) {
+        match self {
+            Done::Replayed(n) => ("replayed", n as u64),
+            Done::Purged(n) => ("purged", n as u64),
+            Done::Retried(n) => ("retried", n as u64),
+        }
+    }
+
+    /// The banner for a `done` code and count from a query string; nothing
+    /// for an unknown code.
+    fn banner(code: Option<&str>, n: Option<u64>) -> Option<String> {
+        let n = n.unwrap_or(0);
+        Some(match code? {
+            "replayed" => format!("replayed {n} event(s): they are due again"),
+            "purged" => format!("purged {n} dead letter(s)"),
+            "retried" => format!("{n} entr(ies) due now"),
+            _ => return None,
+        })
+    }
+
+    /// Back to the page, saying what was done.
+    fn redirect(self, back: Option<&str>) -> Response {
+        let back = local_path(back);
+        let sep = if back.contains('?') { '&' } else { '?' };
+        let (code, n) = self.code();
+        Redirect::to(&format!("{back}{sep}done={code}&n={n}")).into_response()
+    }
 }
 
 fn nonempty(s: Option<String>) -> Option<String> {
@@ -441,10 +556,11 @@ fn nonempty(s: Option<String>) -> Option<String> {
 
 async fn replay(
     State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Form(form): Form<ActionForm>,
 ) -> Response {
-    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+    if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
     let app = &admin.app;
@@ -452,17 +568,18 @@ async fn replay(
         Ok(d) => {
             wake(app);
             tracing::info!(event_id = %id, "dead letter replayed from the console");
-            done(
-                form.back.as_deref(),
-                format!("replayed {} (to {} target(s))", id, d.entries.len()),
-            )
+            Done::Replayed(d.entries.len()).redirect(form.back.as_deref())
         }
         Err(e) => failed(e),
     }
 }
 
-async fn replay_all(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
-    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+async fn replay_all(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
     let app = &admin.app;
@@ -475,17 +592,18 @@ async fn replay_all(State(admin): State<Admin>, Form(form): Form<ActionForm>) ->
                 target = target.as_deref().unwrap_or("all"),
                 "dead letters replayed from the console"
             );
-            done(
-                form.back.as_deref(),
-                format!("replayed {} dead letter(s)", d.entries.len()),
-            )
+            Done::Replayed(d.entries.len()).redirect(form.back.as_deref())
         }
         Err(e) => failed(e),
     }
 }
 
-async fn purge(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
-    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+async fn purge(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
     let older_than = match parse_older_than(form.older_than.as_deref()) {
@@ -501,17 +619,18 @@ async fn purge(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Resp
                 target = target.as_deref().unwrap_or("all"),
                 "dead letters purged from the console"
             );
-            done(
-                form.back.as_deref(),
-                format!("purged {} dead letter(s)", d.entries.len()),
-            )
+            Done::Purged(d.entries.len()).redirect(form.back.as_deref())
         }
         Err(e) => failed(e),
     }
 }
 
-async fn retry(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Response {
-    if let Some(refused) = check_csrf(&admin, &form.csrf) {
+async fn retry(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    Form(form): Form<ActionForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
     let seq = match nonempty(form.seq).map(|s| s.parse::<u64>()) {
@@ -526,7 +645,7 @@ async fn retry(State(admin): State<Admin>, Form(form): Form<ActionForm>) -> Resp
     match operate::retry_now(&app.store, &app.targets, target.as_deref(), seq) {
         Ok(n) => {
             wake(app);
-            done(form.back.as_deref(), format!("{n} entr(ies) due now"))
+            Done::Retried(n).redirect(form.back.as_deref())
         }
         Err(e) => failed(e),
     }
@@ -557,6 +676,26 @@ mod tests {
             .render("t", &json!({ "at": "2026-12-01T10:05:00Z" }))
             .unwrap();
         assert_eq!(out, "2026-12-01 19:05|");
+    }
+
+    #[test]
+    fn banners_come_from_codes_and_links_encode_values() {
+        assert_eq!(
+            Done::banner(Some("replayed"), Some(3)).as_deref(),
+            Some("replayed 3 event(s): they are due again")
+        );
+        assert_eq!(
+            Done::banner(Some("Session expired: go to https://evil.example"), None),
+            None
+        );
+        let mut h = pages().clone();
+        h.register_template_string("t", "<a href=\"/search?q={{url_encode q}}\">")
+            .unwrap();
+        let out = h.render("t", &json!({ "q": "A&done=x#\"<b> 배" })).unwrap();
+        assert_eq!(
+            out,
+            "<a href=\"/search?q=A%26done%3Dx%23%22%3Cb%3E%20%EB%B0%B0\">"
+        );
     }
 
     #[test]

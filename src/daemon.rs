@@ -129,27 +129,26 @@ pub async fn run(app: App) -> anyhow::Result<()> {
                 last_error: h.last_error,
             }
         });
-        let router = Router::new()
+        let monitors = Router::new()
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_text))
             .with_state(AdminState {
                 app: app.clone(),
                 health: health.clone(),
                 metrics,
-            })
-            .merge(crate::admin::router(crate::admin::Admin::new(
-                app.clone(),
-                upstream,
-            )));
-        let mut stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "admin HTTP stopped");
-            }
-        });
+            });
+        let router =
+            crate::admin::router(crate::admin::Admin::new(app.clone(), upstream), monitors);
+        let limits = crate::admin::ServeLimits {
+            header_timeout: app.config.admin.header_timeout,
+            max_connections: app.config.admin.max_connections,
+        };
+        tokio::spawn(crate::admin::serve(
+            listener,
+            router,
+            limits,
+            shutdown.clone(),
+        ));
     }
 
     let mut workers = JoinSet::new();

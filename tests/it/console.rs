@@ -12,7 +12,7 @@ use poomgo_notifier::sim::AdvanceOptions;
 use crate::daemon::{API_KEY, Daemon, config_with, sim};
 use crate::support::{BIN, Recorder, Reply, eventually, output};
 
-pub(crate) const TOKEN: &str = "c0nsole-T0ken-xyz";
+pub(crate) const TOKEN: &str = "c0nsole-T0ken-xyz-0123456789abcdef";
 
 pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

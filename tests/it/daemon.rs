@@ -732,7 +732,7 @@ url = "{}/erp"
         &config,
         &[
             ("POOMGO_API_KEY", API_KEY),
-            ("ADMIN_TOKEN", "t0ken-4-admin"),
+            ("ADMIN_TOKEN", "t0ken-4-admin-0123456789abcdefghij"),
         ],
     )
     .await;
@@ -752,7 +752,7 @@ url = "{}/erp"
         c.args(args)
             .arg("--config")
             .arg(&config)
-            .env("ADMIN_TOKEN", "t0ken-4-admin")
+            .env("ADMIN_TOKEN", "t0ken-4-admin-0123456789abcdefghij")
             .env("POOMGO_API_KEY", API_KEY)
             .env("RUST_LOG", "warn");
         c
@@ -806,5 +806,5 @@ url = "{}/erp"
     }
     let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
-    assert!(!log.contains("t0ken-4-admin"));
+    assert!(!log.contains("t0ken-4-admin-0123456789abcdefghij"));
 }

@@ -109,7 +109,7 @@ secret = "{SECRET}"
     let mut c = Command::new(BIN);
     c.args(["check", "--config"])
         .arg(&config)
-        .env("ADMIN_TOKEN", "t");
+        .env("ADMIN_TOKEN", "t-0123456789abcdef0123456789abcdef");
     let out = output(c).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     for key in ["poomgo.api_key", "targets[0].url", "targets[1].secret"] {
@@ -346,7 +346,7 @@ async fn a_full_disk_loses_nothing_committed() {
 #[tokio::test]
 async fn no_secret_or_personal_value_reaches_logs_metrics_or_health() {
     const KEY: &str = "pk-DISTINCT-KEY-4471";
-    const TOKEN: &str = "adm-DISTINCT-TOKEN-8830";
+    const TOKEN: &str = "adm-DISTINCT-TOKEN-8830-0123456789abc";
     const SLACK: &str = "/services/T9SECRETTEAM/B9SECRETBOT/XOXSECRETTOKEN77";
     let sim = poomgo_notifier::sim::Simulator::start(
         crate::support::LOOPBACK,
