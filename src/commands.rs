@@ -257,7 +257,7 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
         for target in &delivery.targets {
             let request = target.test_request(now);
             let id = request.webhook_id.clone();
-            match delivery.sender.post(target, request).await {
+            match delivery.sender.post(target, request, Vec::new).await {
                 crate::delivery::Outcome::Delivered => report(
                     true,
                     format!(

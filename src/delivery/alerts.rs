@@ -132,7 +132,7 @@ pub async fn check(
         let Some(request) = alert_target.text_request(&text) else {
             continue;
         };
-        match sender.post(alert_target, request).await {
+        match sender.post(alert_target, request, Vec::new).await {
             Outcome::Delivered => {
                 tracing::info!(alert = %key, to = %to, "alert sent");
                 state.last_sent = Some(now_ms);

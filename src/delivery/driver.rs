@@ -190,7 +190,14 @@ async fn attempt(
 ) -> Outcome {
     let refs: Vec<&OutboxEntry> = entries.iter().map(|(_, e)| e).collect();
     match sender.request(target, &refs, digest, chrono::Utc::now().timestamp()) {
-        Ok(request) => sender.post(target, request).await,
+        Ok(request) => {
+            let personal = || {
+                refs.iter()
+                    .flat_map(|e| crate::mask::personal_values(&e.event))
+                    .collect()
+            };
+            sender.post(target, request, personal).await
+        }
         Err(e) => Outcome::Dead {
             error: DeliveryError {
                 at: now_ms(),
@@ -214,7 +221,6 @@ fn apply(
     round: &mut Round,
 ) -> Result<(), StoreError> {
     let now = now_ms();
-    let outcome = without_personal_values(outcome, entries);
     let ids = || {
         entries
             .iter()
@@ -333,34 +339,6 @@ fn apply(
         }
     }
     Ok(())
-}
-
-/// A receiver's answer may echo the body it was sent: the entries' own
-/// personal values (receiver, customer) are taken out of it before it is
-/// kept (phones, e-mails and RRNs already are, see
-/// [`super::targets::body_detail`]).
-fn without_personal_values(outcome: Outcome, entries: &[(u64, OutboxEntry)]) -> Outcome {
-    let redact = |mut error: DeliveryError| {
-        if error.kind == ErrorKind::Http && !error.detail.is_empty() {
-            let known: Vec<String> = entries
-                .iter()
-                .flat_map(|(_, e)| crate::mask::personal_values(&e.event))
-                .collect();
-            error.detail = crate::mask::redact(&error.detail, &known);
-        }
-        error
-    };
-    match outcome {
-        Outcome::Retry { error, retry_after } => Outcome::Retry {
-            error: redact(error),
-            retry_after,
-        },
-        Outcome::Dead { error, gone } => Outcome::Dead {
-            error: redact(error),
-            gone,
-        },
-        Outcome::Delivered => Outcome::Delivered,
-    }
 }
 
 /// Sets the gauges of `target`: pending, dead letters, oldest age, failing.

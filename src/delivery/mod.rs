@@ -155,8 +155,17 @@ impl Sender {
         target.encode(&self.renderer, entries, digest, timestamp)
     }
 
-    /// Sends a request to `target` once and classifies the answer.
-    pub async fn post(&self, target: &Target, request: Request) -> Outcome {
+    /// Sends a request to `target` once and classifies the answer. A
+    /// receiver may echo what it was sent: `personal` (the personal values
+    /// the request carried; asked for only when the answer is not a success)
+    /// are redacted from its answer before anything keeps it, and so is
+    /// whatever looks like a phone, an e-mail or an RRN.
+    pub async fn post(
+        &self,
+        target: &Target,
+        request: Request,
+        personal: impl FnOnce() -> Vec<String>,
+    ) -> Outcome {
         let sent = self
             .http
             .post(target.endpoint().clone())
@@ -188,6 +197,7 @@ impl Sender {
         }
         let headers = response.headers().clone();
         let body = response.text().await.unwrap_or_default();
+        let body = crate::mask::redact(&body, &personal());
         let masked = crate::http::snippet(&body, target.url(), usize::MAX);
         target.classify(status, &headers, &masked)
     }

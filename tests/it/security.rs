@@ -8,6 +8,7 @@ use std::process::Command;
 
 use poomgo_notifier::config::Config;
 use poomgo_notifier::sim::AdvanceOptions;
+use serde_json::Value;
 
 use crate::support::{
     BIN, Recorder, Reply, SECRET, changes, output, output_ok, pipeline_toml, poll_command,
@@ -378,6 +379,11 @@ async fn no_secret_or_personal_value_reaches_logs_metrics_or_health() {
     let erp = Recorder::start(Reply::status(200)).await;
     erp.fail_ratio(0.5);
     let chat = Recorder::start(Reply::status(200).body("ok")).await;
+    // Receivers that echo the body they got (personal data included), as
+    // frameworks do in validation errors: one that fails (500, retried),
+    // one that rejects (400, dead letters, alerted on `cs`).
+    let echo = Recorder::start(Reply::echo(500, "invalid payload near: ")).await;
+    let reject = Recorder::start(Reply::echo(400, "validation failed: ")).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -413,12 +419,25 @@ name = "cs"
 kind = "slack"
 url = "{}{SLACK}"
 include_personal_data = true
+[[targets]]
+name = "echo"
+kind = "webhook"
+url = "{}/echo"
+include_personal_data = true
+retry_schedule = ["100ms", "200ms"]
+[[targets]]
+name = "reject"
+kind = "webhook"
+url = "{}/reject"
+include_personal_data = true
 "#,
             sim.base_url(),
             crate::support::LEGACY_PLAN,
             dir.path().join("store").display(),
             erp.uri(),
-            chat.uri()
+            chat.uri(),
+            echo.uri(),
+            reject.uri(),
         ),
     )
     .unwrap();
@@ -437,15 +456,86 @@ include_personal_data = true
         "deliveries, failures and dead letters",
         std::time::Duration::from_secs(20),
         || async {
-            erp.got().iter().filter(|g| g.status == 503).count() > 5 && !chat.got().is_empty()
+            erp.got().iter().filter(|g| g.status == 503).count() > 5
+                && !chat.got().is_empty()
+                && echo.got().len() > 5
+                && !reject.got().is_empty()
         },
     )
     .await;
+    // The receivers did echo personal values back: those of every event
+    // they got are looked for below, beside the distinctive ones.
+    let mut sent: Vec<String> = Vec::new();
+    for g in echo.got().iter().chain(reject.got().iter()) {
+        let event = g.json();
+        for event in event.as_array().cloned().unwrap_or_else(|| vec![event]) {
+            for who in ["receiver", "customer"] {
+                for key in ["name", "mobile", "address"] {
+                    if let Some(v) = event[who][key].as_str() {
+                        sent.push(v.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    assert!(sent.iter().any(|v| v == personal[0]), "{sent:?}");
+    // The alert about the new dead letters has reached `cs`.
+    crate::support::eventually(
+        "the dead-letter alert",
+        std::time::Duration::from_secs(20),
+        || async {
+            chat.got()
+                .iter()
+                .any(|g| String::from_utf8_lossy(&g.body).contains("`reject`"))
+        },
+    )
+    .await;
+    // An operator who signed in sees the receiver's answer, redacted.
+    let dead: Value = reqwest::Client::new()
+        .get(format!("{}/api/dead-letters?target=reject", daemon.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let reason = dead[0]["reason"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{dead}"));
+    assert!(
+        reason.starts_with("HTTP 400: validation failed: \"receiver\":{")
+            && reason.contains("\"name\":\"<personal>\""),
+        "{reason}"
+    );
     // A revoked key too: its error goes to logs and health.
     sim.set_api_key("another-key-entirely");
-    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    crate::support::eventually(
+        "the revoked key in /healthz",
+        std::time::Duration::from_secs(20),
+        || async { daemon.get("/healthz").await.1.contains("API key rejected") },
+    )
+    .await;
     let (_, metrics) = daemon.get("/metrics").await;
     let (_, health) = daemon.get("/healthz").await;
+    assert!(
+        health.contains("HTTP 500 (") && health.contains("-byte answer)"),
+        "the echoing receiver's failure is in /healthz, classified: {health}"
+    );
+    let alerts: String = chat
+        .got()
+        .iter()
+        .map(|g| String::from_utf8_lossy(&g.body).into_owned())
+        .collect();
+    let (_, dead_page) = {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/dead-letters", daemon.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
     let (_, logs) = daemon.terminate(std::time::Duration::from_secs(15)).await;
     assert!(
         logs.contains("delivery failed"),
@@ -454,7 +544,13 @@ include_personal_data = true
     assert!(health.contains("API key rejected"), "{health}");
     // Chat targets got the recipient, masked; the raw values went only to erp.
 
-    for (what, text) in [("logs", &logs), ("metrics", &metrics), ("healthz", &health)] {
+    for (what, text) in [
+        ("logs", &logs),
+        ("metrics", &metrics),
+        ("healthz", &health),
+        ("alerts", &alerts),
+        ("dead letters", &dead_page),
+    ] {
         for needle in [
             KEY,
             TOKEN,
@@ -464,6 +560,7 @@ include_personal_data = true
         ]
         .iter()
         .chain(personal.iter())
+        .chain(sent.iter().map(String::as_str).collect::<Vec<_>>().iter())
         {
             assert!(!text.contains(needle), "{needle} reached the {what}");
         }

@@ -272,6 +272,9 @@ pub struct Reply {
     pub body: String,
     pub headers: Vec<(String, String)>,
     pub delay: std::time::Duration,
+    /// Answer with the request's body from `"receiver"` on after `body`, as
+    /// frameworks do in validation errors.
+    pub echo: bool,
 }
 
 impl Reply {
@@ -281,6 +284,14 @@ impl Reply {
             body: String::new(),
             headers: Vec::new(),
             delay: std::time::Duration::ZERO,
+            echo: false,
+        }
+    }
+    /// `status`, echoing the request's body after `prefix`.
+    pub fn echo(status: u16, prefix: &str) -> Reply {
+        Reply {
+            echo: true,
+            ..Reply::status(status).body(prefix)
         }
     }
     pub fn body(mut self, body: &str) -> Reply {
@@ -374,6 +385,11 @@ impl Recorder {
                     } else if (200..300).contains(&reply.status) {
                         s.last_accepted = Some(now);
                     }
+                }
+                if reply.echo {
+                    // From the recipient on, as in "invalid payload near: …".
+                    let near = text.find("\"receiver\"").map_or(&text[..], |i| &text[i..]);
+                    reply.body.push_str(near);
                 }
                 s.got.push(Got {
                     at: now,
