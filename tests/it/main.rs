@@ -8,6 +8,7 @@ mod crash;
 mod daemon;
 mod delivery;
 mod faults;
+mod hardening;
 mod known_rows;
 mod messages;
 mod plan;
