@@ -419,6 +419,7 @@ async fn alert_checks(app: Arc<App>, health: Arc<Health>, mut shutdown: Shutdown
         {
             tracing::error!(error = %e, "the alert state cannot be read");
         }
+        tracing::debug!("alert check done");
     }
 }
 

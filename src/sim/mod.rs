@@ -62,12 +62,18 @@ impl Default for SimOptions {
     }
 }
 
+/// Request times kept by the simulator.
+const REQUEST_TIMES: usize = 10_000;
+
 /// State shared by the HTTP handlers and the handle.
 struct Shared {
     merchant: Mutex<Merchant>,
     faults: Mutex<faults::Faults>,
     api_key: Mutex<String>,
     requests: std::sync::atomic::AtomicU64,
+    /// When the latest order-page requests arrived (at most
+    /// [`REQUEST_TIMES`]), for tests that check gaps, not wall time.
+    request_times: Mutex<std::collections::VecDeque<std::time::Instant>>,
     /// Order requests being answered right now, and the most ever at once.
     in_flight: std::sync::atomic::AtomicU64,
     max_in_flight: std::sync::atomic::AtomicU64,
@@ -96,6 +102,7 @@ impl Simulator {
             faults: Mutex::new(faults),
             api_key: Mutex::new(options.api_key),
             requests: Default::default(),
+            request_times: Default::default(),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
             paused: Default::default(),
@@ -191,6 +198,18 @@ impl Simulator {
     /// Runs `f` on the merchant (tests read or adjust the truth with it).
     pub fn with_merchant<R>(&self, f: impl FnOnce(&mut Merchant) -> R) -> R {
         f(&mut self.shared.merchant.lock().expect("sim lock"))
+    }
+
+    /// When the latest order-page requests arrived, oldest first (at most
+    /// the last 10,000).
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        self.shared
+            .request_times
+            .lock()
+            .expect("sim lock")
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Order-page requests served so far (control endpoints not counted).

@@ -70,6 +70,13 @@ impl Drop for InFlight<'_> {
 
 async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut times = shared.request_times.lock().expect("sim lock");
+        if times.len() >= super::REQUEST_TIMES {
+            times.pop_front();
+        }
+        times.push_back(std::time::Instant::now());
+    }
     let _in_flight = InFlight::enter(&shared);
     let key = shared.api_key.lock().expect("sim lock").clone();
     if headers

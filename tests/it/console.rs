@@ -80,10 +80,37 @@ include_personal_data = true
         )
         .await;
         if round == 1 {
-            tokio::time::sleep(Duration::from_millis(1200)).await;
+            // The poll that found this round has ended before the next
+            // round of changes, so the two are apart in the timelines.
+            let seen = last_poll(&daemon).await;
+            eventually("the next poll", Duration::from_secs(20), || async {
+                last_poll(&daemon).await != seen
+            })
+            .await;
         }
     }
     (daemon, sim, erp, wms)
+}
+
+/// The last successful poll `/healthz` reports.
+pub(crate) async fn last_poll(daemon: &Daemon) -> Value {
+    let (_, health) = daemon.get("/healthz").await;
+    serde_json::from_str::<Value>(&health).unwrap()["last_successful_poll"].clone()
+}
+
+/// Whether every pending entry has had its first attempt (the API's outbox,
+/// with `token` when the daemon has one).
+pub(crate) async fn first_attempts_made(daemon: &Daemon, token: Option<&str>) -> bool {
+    let mut request = http().get(format!("{}/api/outbox", daemon.admin));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let pending: Value = request.send().await.unwrap().json().await.unwrap();
+    pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["attempts"].as_u64() > Some(0))
 }
 
 /// The CSRF token a console page's forms carry.
@@ -170,8 +197,11 @@ fn delivery<'a>(invoice: &'a Value, event_id: &str, target: &str) -> &'a Value {
 async fn the_api_answers_what_happened_to_an_order_and_replays_with_the_original_id() {
     let dir = tempfile::tempdir().unwrap();
     let (daemon, _sim, erp, wms) = console_daemon(dir.path(), Some(TOKEN)).await;
-    // Let every event's first attempt land at both receivers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every event's first attempt has landed at both receivers.
+    eventually("first attempts", Duration::from_secs(20), || {
+        first_attempts_made(&daemon, Some(TOKEN))
+    })
+    .await;
 
     // An event the ERP refused (a dead letter now).
     let refused = erp.got()[0].clone();
@@ -636,7 +666,10 @@ retry_schedule = ["1h"]
         || async { !erp.got().is_empty() && !wms.got().is_empty() && !cs.got().is_empty() },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually("every first attempt", Duration::from_secs(20), || {
+        first_attempts_made(&daemon, Some(TOKEN))
+    })
+    .await;
     let session = sign_in(&daemon).await;
 
     // Outbox: the Slack target's entries wait an hour; "retry now" sends them.

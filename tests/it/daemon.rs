@@ -226,8 +226,18 @@ async fn the_daemon_delivers_changes_as_time_moves_and_its_metrics_match_the_rec
     assert_eq!(erp.iter().cloned().collect::<HashSet<_>>(), expected);
     assert_eq!(erp.len(), expected.len(), "no duplicates");
 
-    // Give the last poll's gauges a moment, then compare metrics with what the receivers saw.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the last poll's gauges are set, metrics match what the receivers saw.
+    eventually(
+        "the gauges after the last poll",
+        Duration::from_secs(20),
+        || async {
+            let (_, text) = daemon.get("/metrics").await;
+            metric(&text, "poomgo_outbox_depth", &[("target", "erp")]) == 0.0
+                && metric(&text, "poomgo_outbox_depth", &[("target", "cs-slack")]) == 0.0
+                && metric(&text, "poomgo_invoices_tracked", &[]) == sim.invoices().len() as f64
+        },
+    )
+    .await;
     let (status, text) = daemon.get("/metrics").await;
     assert_eq!(status, 200);
     let slack = received(&server, SLACK_PATH).await.len() as f64;
@@ -530,6 +540,7 @@ async fn a_key_revoked_mid_run_keeps_delivering_backs_off_and_recovers() {
     .await;
 
     // The key is revoked while entries wait in the outbox.
+    let revoked_at = std::time::Instant::now();
     sim.set_api_key("revoked-and-replaced");
     eventually("503: API key rejected", Duration::from_secs(15), || async {
         let (status, body) = daemon.get("/healthz").await;
@@ -552,11 +563,23 @@ async fn a_key_revoked_mid_run_keeps_delivering_backs_off_and_recovers() {
     .await;
     assert_eq!(daemon.health().await, 503, "still rejected");
 
-    // Backing off: far fewer attempts than the 1 s schedule would make.
-    let before = sim.requests();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let attempts = sim.requests() - before;
-    assert!(attempts <= 3, "{attempts} polls in 6 s with a rejected key");
+    // Backing off: the gaps between rejected polls grow (1 s, 2 s, 4 s on a
+    // 1 s schedule), read from when the simulator got them.
+    let rejected = || {
+        sim.request_times()
+            .into_iter()
+            .filter(|t| *t > revoked_at)
+            .collect::<Vec<_>>()
+    };
+    eventually("four rejected polls", Duration::from_secs(30), || async {
+        rejected().len() >= 4
+    })
+    .await;
+    let gaps: Vec<Duration> = rejected().windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps[1] >= Duration::from_millis(1800) && gaps[2] >= Duration::from_millis(3600),
+        "each wait doubles: {gaps:?}"
+    );
 
     sim.set_api_key(API_KEY);
     eventually(
@@ -693,8 +716,21 @@ events = ["invoice.canceled"]
         metric(&metrics, "poomgo_target_failing", &[("target", "erp")]),
         1.0
     );
-    // Still failing a few seconds on: no second alert within the hour.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Still failing through four more alert checks: no second alert within
+    // the hour. (The checks run once a second; the log says each ran.)
+    let checks = || {
+        std::fs::read_to_string(&daemon.log)
+            .unwrap()
+            .matches("alert check done")
+            .count()
+    };
+    let before = checks();
+    eventually(
+        "four more alert checks",
+        Duration::from_secs(20),
+        || async { checks() >= before + 4 },
+    )
+    .await;
     assert_eq!(alerts().len(), 1, "one alert per condition per hour");
     let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));

@@ -69,7 +69,7 @@ async fn a_failed_delivery_exits_non_zero_naming_the_target_and_a_later_run_retr
     // The first retry is due after the schedule's first step (5 s here).
     let config_text = std::fs::read_to_string(&config).unwrap();
     assert!(!config_text.contains("retry_schedule"));
-    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    crate::support::wait_until_due(&config).await;
     let out = output_ok(poll_command(&config)).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -2,7 +2,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use poomgo_notifier::{
@@ -274,17 +274,19 @@ async fn too_many_requests_waits_for_retry_after() {
     let sim = simulator(100).await;
     sim.add_fault(FaultRule::parse("429:1@1x1").unwrap());
     let config = config(&sim.base_url(), "retry_max = \"5s\"");
-    let started = Instant::now();
     let page = client(&config)
         .fetch_page(&Query::default(), 1)
         .await
         .unwrap();
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After: 1 was honoured"
-    );
     assert_eq!(page.total, 100);
     assert_eq!(sim.requests(), 2);
+    // When the simulator got them: the retry came after Retry-After.
+    let at = sim.request_times();
+    assert!(
+        at[1] - at[0] >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured: {:?}",
+        at[1] - at[0]
+    );
 }
 
 #[tokio::test]
@@ -308,12 +310,18 @@ async fn a_slow_page_times_out_and_is_retried() {
     let sim = simulator(600).await;
     sim.add_fault(FaultRule::parse("slow:2s@2x1").unwrap());
     let config = config(&sim.base_url(), "request_timeout = \"300ms\"");
-    let started = Instant::now();
+    let before = sim.request_times().len();
     let (seen, _) = collect(&client(&config), Query::default()).await.unwrap();
     assert_eq!(seen, truth(&sim));
+    // When the simulator got them: every request came before the slow
+    // answer (2 s) would have ended; the slow page was asked again after
+    // the time-out, not after the answer.
+    let at = &sim.request_times()[before..];
+    assert!(at.len() >= 3, "{at:?}");
+    let span = *at.last().unwrap() - at[0];
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "did not wait for the slow answer"
+        span < Duration::from_millis(1900),
+        "did not wait for the slow answer: {span:?}"
     );
 
     sim.add_fault(FaultRule::parse("slow:2s@1").unwrap());

@@ -156,6 +156,29 @@ pub fn poll_command(config: &std::path::Path) -> std::process::Command {
     c
 }
 
+/// Waits until every entry pending in the store of `config` is due: reads
+/// their next attempt times with `outbox` (to the second) and waits for the
+/// clock to pass the latest, plus the second they were rounded down by.
+pub async fn wait_until_due(config: &std::path::Path) {
+    let mut c = std::process::Command::new(BIN);
+    c.args(["outbox", "--config"]).arg(config);
+    let out = output_ok(c).await;
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let due = listing
+        .lines()
+        .filter_map(|l| l.split('\t').find_map(|f| f.strip_prefix("next ")))
+        .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}")))
+        .max()
+        .unwrap_or_else(|| panic!("nothing pending: {listing}"))
+        + chrono::Duration::seconds(1);
+    eventually(
+        "the pending entries to be due",
+        std::time::Duration::from_secs(60),
+        || async { chrono::Utc::now() >= due },
+    )
+    .await;
+}
+
 /// Runs a command to its end off the async runtime, which must keep serving
 /// the in-process simulator meanwhile.
 pub async fn output(mut command: std::process::Command) -> std::process::Output {

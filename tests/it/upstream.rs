@@ -550,29 +550,49 @@ async fn a_wider_window_records_older_invoices_silently() {
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured_past_retry_max() {
+    /// Answers `answer`, noting when each request arrived.
+    struct Timed {
+        at: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+        answer: ResponseTemplate,
+    }
+    impl wiremock::Respond for Timed {
+        fn respond(&self, _: &wiremock::Request) -> ResponseTemplate {
+            self.at.lock().unwrap().push(Instant::now());
+            self.answer.clone()
+        }
+    }
+    let arrived = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let server = MockServer::start().await;
     let at = Utc::now() + chrono::Duration::seconds(3);
     Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429).insert_header("Retry-After", at.to_rfc2822().as_str()),
-        )
+        .respond_with(Timed {
+            at: arrived.clone(),
+            answer: ResponseTemplate::new(429)
+                .insert_header("Retry-After", at.to_rfc2822().as_str()),
+        })
         .up_to_n_times(1)
         .mount(&server)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"total":"0","rows":[]}"#))
+        .respond_with(Timed {
+            at: arrived.clone(),
+            answer: ResponseTemplate::new(200).set_body_string(r#"{"total":"0","rows":[]}"#),
+        })
         .mount(&server)
         .await;
     let config = crate::support::config(&server.uri(), "retry_max = \"100ms\"");
-    let started = Instant::now();
     let page = crate::support::client(&config)
         .fetch_page(&Query::default(), 1)
         .await
         .unwrap();
     assert_eq!(page.total, 0);
+    // When the server got them: the retry waited for the date (2-3 s, as
+    // the date is to the second), not for retry_max.
+    let arrived = arrived.lock().unwrap().clone();
+    assert_eq!(arrived.len(), 2);
     assert!(
-        started.elapsed() >= Duration::from_millis(1500),
+        arrived[1] - arrived[0] >= Duration::from_millis(1500),
         "waited for the date, not retry_max: {:?}",
-        started.elapsed()
+        arrived[1] - arrived[0]
     );
 }
