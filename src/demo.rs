@@ -5,6 +5,10 @@
 //! into a temporary store through the real pipeline (scan → diff → commit →
 //! deliver). Each Slack message is printed as the text a person would read;
 //! each webhook event with its id and whether its signature verified.
+//!
+//! The operator console is served on loopback too (its URL is on the first
+//! lines), and a second webhook, `wms`, rejects about one event in ten, so
+//! the console has dead letters to show and replay.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -44,6 +48,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<()> {
     let receiver = Router::new()
         .route("/slack", post(slack))
         .route("/webhook", post(webhook))
+        .route("/wms", post(wms))
         .with_state(key);
     let listener = tokio::net::TcpListener::bind(loopback).await?;
     let receiver_addr = listener.local_addr()?;
@@ -72,20 +77,40 @@ name = "erp"
 kind = "webhook"
 url = "http://{receiver_addr}/webhook"
 secret = "{DEMO_SECRET}"
+[[targets]]
+name = "wms"
+kind = "webhook"
+url = "http://{receiver_addr}/wms"
 "#,
         sim = sim.base_url(),
         key = sim.api_key(),
         store = dir.join("store").display(),
     );
-    let app = App::new(Config::parse(&text, "(demo)", dir.clone(), &|_| None)?)?;
+    let app = Arc::new(App::new(Config::parse(
+        &text,
+        "(demo)",
+        dir.clone(),
+        &|_| None,
+    )?)?);
+    let stop_console = crate::shutdown::Shutdown::new();
+    let last_poll = Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = last_poll.clone();
+    let upstream = Arc::new(move || crate::inspect::Upstream {
+        last_successful_poll: seen.lock().map(|t| t.clone()).unwrap_or_default(),
+        ..Default::default()
+    });
+    let console = console(&app, upstream, stop_console.clone()).await?;
     println!("poomgo-notifier demo");
+    println!("  console    http://{console}/ (search an order code, replay a dead letter)");
     println!(
         "  simulator  {} ({} orders, time moves every {})",
         sim.base_url(),
         options.orders,
         humantime::format_duration(options.tick)
     );
-    println!("  receiver   http://{receiver_addr} (/slack and /webhook)");
+    println!(
+        "  receiver   http://{receiver_addr} (/slack, /webhook, and /wms, which rejects some events)"
+    );
     println!("  store      {}", dir.display());
     println!(
         "The first poll records the baseline silently; changes follow as time moves. Ctrl-C stops.\n"
@@ -102,6 +127,11 @@ secret = "{DEMO_SECRET}"
                 let report = poll(&app, PollOptions::default(), chrono::Utc::now()).await?;
                 let delivery = deliver_all(&app).await?;
                 println!("· {}", crate::commands::summary(&report, &delivery));
+                if report.failure().is_none()
+                    && let Ok(mut last) = last_poll.lock()
+                {
+                    *last = Some(chrono::Utc::now().to_rfc3339());
+                }
                 if let Some(e) = report.failure() {
                     println!("  ! {e}");
                 }
@@ -110,10 +140,49 @@ secret = "{DEMO_SECRET}"
             _ = terminate.recv() => break,
         }
     }
+    stop_console.trigger();
     drop(app);
     let _ = std::fs::remove_dir_all(&dir);
     sim.stop().await;
     Ok(())
+}
+
+/// Serves the operator console on loopback (port 9464 when free, as the
+/// README's examples use, else any), without a token: loopback only.
+async fn console(
+    app: &Arc<App>,
+    upstream: Arc<dyn Fn() -> crate::inspect::Upstream + Send + Sync>,
+    shutdown: crate::shutdown::Shutdown,
+) -> anyhow::Result<SocketAddr> {
+    let listener = match tokio::net::TcpListener::bind("127.0.0.1:9464").await {
+        Ok(l) => l,
+        Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let addr = listener.local_addr()?;
+    let router = crate::admin::router(
+        crate::admin::Admin::new(app.clone(), upstream),
+        Router::new(),
+    );
+    let limits = crate::admin::ServeLimits {
+        header_timeout: app.config.admin.header_timeout,
+        max_connections: app.config.admin.max_connections,
+    };
+    tokio::spawn(crate::admin::serve(listener, router, limits, shutdown));
+    Ok(addr)
+}
+
+/// A WMS that rejects about one event in ten (those of invoices whose id
+/// ends in 7): the console's dead letters.
+async fn wms(body: Bytes) -> (axum::http::StatusCode, &'static str) {
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if v["invoice"]["invoiceId"]
+        .as_str()
+        .is_some_and(|id| id.ends_with('7'))
+    {
+        (axum::http::StatusCode::BAD_REQUEST, "unknown SKU")
+    } else {
+        (axum::http::StatusCode::OK, "")
+    }
 }
 
 fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {

@@ -1,4 +1,4 @@
-//! `cargo run --release --bin bench -- [--orders N] [--runs R] [--latency-ms L] [--events E] [--skip-poll] [--skip-store] [--skip-delivery]`
+//! `cargo run --release --bin bench -- [--orders N] [--runs R] [--latency-ms L] [--events E] [--skip-poll] [--skip-plan] [--skip-store] [--skip-delivery]` (`--help` lists them)
 //!
 //! Prints one `name value unit` line per figure, each the median of `runs`.
 //! Everything runs on loopback. The simulator runs as its own process (the
@@ -56,13 +56,42 @@ use poomgo_notifier::config::DEFAULT_CACHE_MB;
 use poomgo_notifier::poll::App;
 use poomgo_notifier::store::PageBatch;
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The benchmark's options (`bench --help`); the figures are in the module docs.
+#[derive(clap::Parser)]
+#[command(
+    name = "bench",
+    about = "Measures poomgo-notifier on loopback and prints one `name value unit` line per figure (each the median of --runs)",
+    after_help = "Needs the release build beside it (cargo build --release): the simulator and each poll run as their own processes, timed with /usr/bin/time."
+)]
+struct Args {
+    /// Orders the simulated merchant has.
+    #[arg(long, default_value_t = 100_000)]
+    orders: usize,
+    /// Runs per figure (the median is printed; delivery takes at least five).
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Simulated latency per page, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: usize,
+    /// Pending events drained by the delivery figures.
+    #[arg(long, default_value_t = 10_000)]
+    events: usize,
+    /// Skip the poll figures.
+    #[arg(long)]
+    skip_poll: bool,
+    /// Skip the scan plan's request figures.
+    #[arg(long)]
+    skip_plan: bool,
+    /// Skip the store figures.
+    #[arg(long)]
+    skip_store: bool,
+    /// Skip the delivery figures.
+    #[arg(long)]
+    skip_delivery: bool,
+    /// Internal: sled by itself inserting --orders values (run as its own
+    /// process by the store figures, to measure its memory).
+    #[arg(long, hide = true)]
+    sled_alone: bool,
 }
 
 /// A fresh folder under the temp dir, removed when dropped.
@@ -114,35 +143,27 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
-
 fn main() {
-    if flag("--sled-alone") {
-        sled_alone(arg("--orders", 100_000));
+    let args = <Args as clap::Parser>::parse();
+    if args.sled_alone {
+        sled_alone(args.orders);
         return;
     }
-    let events = arg("--events", 10_000);
-    let runs = arg("--runs", 3);
+    let events = args.events;
+    let runs = args.runs;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let addr = receiver();
-    if !flag("--skip-poll") {
-        rt.block_on(poll_figures(
-            addr,
-            arg("--orders", 100_000),
-            runs,
-            arg("--latency-ms", 50),
-        ));
+    if !args.skip_poll {
+        rt.block_on(poll_figures(addr, args.orders, runs, args.latency_ms));
     }
-    if !flag("--skip-plan") {
-        plan_figures(arg("--orders", 100_000), 14);
+    if !args.skip_plan {
+        plan_figures(args.orders, 14);
     }
-    if !flag("--skip-store") {
-        let n = arg("--orders", 100_000);
+    if !args.skip_store {
+        let n = args.orders;
         let mut walls = Vec::new();
         let mut cpus = Vec::new();
         for _ in 0..runs {
@@ -161,7 +182,7 @@ fn main() {
         let rss: Vec<f64> = (0..runs).map(|_| sled_alone_rss(n)).collect();
         println!("sled_alone_insert_rss_mib {:.1} MiB", median(rss));
     }
-    if flag("--skip-delivery") {
+    if args.skip_delivery {
         return;
     }
     let mut ours = Vec::new();

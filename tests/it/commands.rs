@@ -319,3 +319,39 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Every binary and subcommand answers `--help` with its usage, and does
+/// nothing else (the benchmark used to start a full run).
+#[tokio::test]
+async fn every_binary_and_subcommand_answers_help() {
+    let bench = env!("CARGO_BIN_EXE_bench");
+    let mut calls: Vec<(&str, Vec<&str>)> = vec![(bench, vec![]), (BIN, vec![])];
+    for sub in [
+        "run",
+        "poll",
+        "check",
+        "preview",
+        "demo",
+        "sim",
+        "scan",
+        "outbox",
+        "dead-letters",
+        "store",
+    ] {
+        calls.push((BIN, vec![sub]));
+    }
+    calls.push((BIN, vec!["dead-letters", "replay"]));
+    calls.push((BIN, vec!["store", "rebuild"]));
+    for (bin, args) in calls {
+        let mut c = Command::new(bin);
+        c.args(&args).arg("--help");
+        let out = output(c).await;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{bin} {args:?}: {stdout}");
+        assert!(stdout.contains("Usage:"), "{bin} {args:?}: {stdout}");
+    }
+    let mut c = Command::new(bench);
+    c.arg("--orders-typo");
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -265,6 +265,40 @@ async fn the_demo_shows_slack_messages_and_verified_webhooks_then_stops_on_sigte
             lines.push(line);
         }
     }
+    // The console is served on loopback, its URL on the first lines, with
+    // dead letters from the WMS that rejects some events.
+    let console = lines
+        .iter()
+        .take(3)
+        .find_map(|l| l.trim().strip_prefix("console"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no console URL on the first lines: {lines:?}"))
+        .to_owned();
+    crate::support::eventually(
+        "a dead letter in the demo's console",
+        Duration::from_secs(30),
+        || async {
+            let dead: serde_json::Value =
+                reqwest::get(format!("{console}api/dead-letters?target=wms"))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+            dead.as_array().is_some_and(|d| !d.is_empty())
+        },
+    )
+    .await;
+    let page = reqwest::get(format!("{console}dead-letters?target=wms"))
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.headers().contains_key("content-security-policy"));
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("HTTP 400: unknown SKU") && html.contains("Replay"),
+        "{html}"
+    );
     assert!(
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
