@@ -310,7 +310,7 @@ fn default_retention_days() -> u32 {
 }
 /// sled keeps about twice its nominal cache in memory or more (it counts
 /// nodes by their size on disk, and they are bigger in memory): 8 MiB kept a 100,000-order baseline
-/// under 64 MiB of RSS (see the README's performance section).
+/// under 64 MiB of RSS (see docs/performance.md).
 pub const DEFAULT_CACHE_MB: u64 = 8;
 
 fn default_cache_mb() -> u64 {

@@ -346,7 +346,7 @@ fn registry(escape: fn(&str) -> String, statuses: &Arc<StatusTable>) -> Handleba
     h
 }
 
-/// The template helpers, documented in the README with an example each.
+/// The template helpers, documented in docs/messages.md with an example each.
 /// Every helper takes null or a missing value as "nothing" and gives "".
 mod helpers {
     use std::sync::Arc;
