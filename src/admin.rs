@@ -108,6 +108,8 @@ pub struct Access {
     public_host: Option<String>,
     pub sessions: Sessions,
     pub limiter: Limiter,
+    /// When a refused `Host` was last logged (at most once a minute).
+    host_refused_logged: Mutex<Option<Instant>>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -153,6 +155,7 @@ impl Access {
             public_host: config.public_host.clone(),
             sessions: Sessions::new(config.session_ttl),
             limiter: Limiter::default(),
+            host_refused_logged: Mutex::new(None),
         }
     }
 
@@ -217,6 +220,33 @@ impl Access {
         };
         // `public_host` with or without a port: both match the name.
         host.eq_ignore_ascii_case(public) || host_name(host).eq_ignore_ascii_case(public)
+    }
+}
+
+impl Access {
+    /// Says, at most once a minute, that a request named a host this
+    /// listener does not answer to: behind a proxy that passes the browser's
+    /// `Host` on, that is the sign to set `admin.public_host`.
+    fn log_refused_host(&self, headers: &HeaderMap) {
+        let mut last = self
+            .host_refused_logged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let host: String = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(100)
+            .collect();
+        tracing::warn!(
+            %host,
+            "the admin listener refused a request for another host name (403): behind a proxy, set `admin.public_host` to the name it serves (said at most once a minute)"
+        );
     }
 }
 
@@ -465,6 +495,7 @@ async fn guard(State(access): State<Arc<Access>>, mut request: Request, next: Ne
     let headers = request.headers();
     let writes = request.method() != Method::GET && request.method() != Method::HEAD;
     if !access.host_ok(headers) {
+        access.log_refused_host(headers);
         return refuse(
             api,
             StatusCode::FORBIDDEN,

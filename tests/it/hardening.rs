@@ -217,6 +217,8 @@ async fn with_a_token_hosts_credentials_and_headers_are_checked_on_every_path() 
     let (code, log) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
     assert!(!log.contains(TOKEN));
+    // The refusals are said once, naming the key that admits a proxy's name.
+    assert_eq!(log.matches("set `admin.public_host`").count(), 1, "{log}");
 }
 
 #[tokio::test]
