@@ -221,9 +221,7 @@ impl Access {
         // `public_host` with or without a port: both match the name.
         host.eq_ignore_ascii_case(public) || host_name(host).eq_ignore_ascii_case(public)
     }
-}
 
-impl Access {
     /// Says, at most once a minute, that a request named a host this
     /// listener does not answer to: behind a proxy that passes the browser's
     /// `Host` on, that is the sign to set `admin.public_host`.
@@ -344,10 +342,26 @@ impl Limiter {
     /// Addresses remembered at most; quiet ones are forgotten first.
     const CLIENTS: usize = 10_000;
 
+    /// What failures are counted by: the address, or for IPv6 its /64 (one
+    /// host can have a whole /64 of addresses).
+    fn key(client: IpAddr) -> IpAddr {
+        match client {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+            v4 => v4,
+        }
+    }
+
     /// `Err(wait)` while `client` is locked out.
     pub fn check(&self, client: IpAddr) -> Result<(), std::time::Duration> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match state.clients.get(&client).and_then(|f| f.locked_until) {
+        match state
+            .clients
+            .get(&Self::key(client))
+            .and_then(|f| f.locked_until)
+        {
             Some(until) if until > Instant::now() => Err(until - Instant::now()),
             _ => Ok(()),
         }
@@ -357,10 +371,20 @@ impl Limiter {
     pub fn failed(&self, client: IpAddr) {
         let now = Instant::now();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.clients.len() >= Self::CLIENTS {
+        let client = Self::key(client);
+        if state.clients.len() >= Self::CLIENTS && !state.clients.contains_key(&client) {
             state
                 .clients
                 .retain(|_, f| now.duration_since(f.last) < Self::LONGEST);
+            if state.clients.len() >= Self::CLIENTS
+                && let Some(quietest) = state
+                    .clients
+                    .iter()
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| *k)
+            {
+                state.clients.remove(&quietest);
+            }
         }
         let f = state.clients.entry(client).or_insert(Failures {
             count: 0,
@@ -409,7 +433,7 @@ impl Limiter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clients
-            .remove(&client);
+            .remove(&Self::key(client));
     }
 }
 
@@ -828,4 +852,75 @@ async fn retry(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response 
         operate::retry_now(&app.store, &app.targets, f.target.as_deref(), f.seq)
             .map(|n| json!({ "retried": n }))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limiter_locks_an_address_out_after_ten_failures_and_counts_ipv6_by_64() {
+        let limiter = Limiter::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        for _ in 0..Limiter::FREE - 1 {
+            limiter.failed(a);
+        }
+        assert!(limiter.check(a).is_ok());
+        limiter.failed(a);
+        let wait = limiter.check(a).unwrap_err();
+        assert!(wait > std::time::Duration::from_secs(55), "{wait:?}");
+        assert!(limiter.check(b).is_ok(), "another address is not held up");
+        // One IPv6 host changing addresses within its /64 is one client.
+        for i in 0..Limiter::FREE {
+            limiter.failed(format!("2001:db8::{i:x}").parse().unwrap());
+        }
+        assert!(limiter.check("2001:db8::ffff".parse().unwrap()).is_err());
+        assert!(limiter.check("2001:db8:0:1::1".parse().unwrap()).is_ok());
+        // A success starts the count again.
+        limiter.failed(b);
+        limiter.succeeded(b);
+        assert!(limiter.state.lock().unwrap().clients.get(&b).is_none());
+    }
+
+    #[test]
+    fn the_limiter_remembers_a_bounded_number_of_addresses() {
+        let limiter = Limiter::default();
+        for i in 0..(Limiter::CLIENTS as u32 + 50) {
+            limiter.failed(IpAddr::from(i.to_be_bytes()));
+        }
+        assert!(limiter.state.lock().unwrap().clients.len() <= Limiter::CLIENTS);
+    }
+
+    #[test]
+    fn tokens_compare_by_digest_and_bearer_needs_the_scheme() {
+        let config = crate::config::AdminConfig {
+            token: Some("0123456789abcdef0123456789abcdef".to_owned().into()),
+            ..Default::default()
+        };
+        let access = Access::new(&config);
+        assert!(access.is_token("0123456789abcdef0123456789abcdef"));
+        assert!(!access.is_token("0123456789abcdef0123456789abcde"));
+        assert!(!access.is_token(""));
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            access.bearer(&h)
+        };
+        assert_eq!(access.bearer(&HeaderMap::new()), Bearer::Missing);
+        assert_eq!(with("Bearer "), Bearer::Missing);
+        assert_eq!(with("0123456789abcdef0123456789abcdef"), Bearer::Missing);
+        assert_eq!(
+            with("Basic 0123456789abcdef0123456789abcdef"),
+            Bearer::Missing
+        );
+        assert_eq!(
+            with("bearer 0123456789abcdef0123456789abcdef"),
+            Bearer::Valid
+        );
+        assert_eq!(with("Bearer nope"), Bearer::Wrong);
+        // Without a token nothing is a token.
+        let open = Access::new(&crate::config::AdminConfig::default());
+        assert!(!open.is_token(""));
+    }
 }

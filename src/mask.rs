@@ -123,64 +123,86 @@ fn redact_emails(text: &str) -> String {
 
 fn redact_numbers(text: &str) -> String {
     let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut out = String::with_capacity(text.len());
-    let mut i = 0;
     let mut copied = 0;
+    let mut i = 0;
     while i < bytes.len() {
         let starts = bytes[i].is_ascii_digit()
             || (bytes[i] == b'+' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
-        // A number inside a word (`abc123`) or after a digit is not a start.
-        let glued = i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
-        if !starts || glued {
+        // A number inside a word (`abc123`, `_000123`) is not one.
+        if !starts || (i > 0 && word(bytes[i - 1])) {
             i += 1;
             continue;
         }
-        // Extend over digits, and separators that stand between digits.
-        let mut end = i + 1;
-        let mut groups = vec![usize::from(bytes[i].is_ascii_digit())];
-        while end < bytes.len() {
-            let b = bytes[end];
-            if b.is_ascii_digit() {
-                *groups.last_mut().expect("one group") += 1;
-                end += 1;
-            } else if matches!(b, b'-' | b'.' | b' ')
-                && bytes.get(end + 1).is_some_and(u8::is_ascii_digit)
-                && bytes[end - 1].is_ascii_digit()
-            {
-                groups.push(0);
-                end += 1;
-            } else {
+        // The run: digit groups with one separator between them; each group
+        // as (start, end) byte offsets.
+        let mut groups = Vec::new();
+        let mut at = i;
+        loop {
+            let start = at;
+            if bytes[at] == b'+' {
+                at += 1;
+            }
+            while at < bytes.len() && bytes[at].is_ascii_digit() {
+                at += 1;
+            }
+            groups.push((start, at));
+            let joins = at + 1 < bytes.len()
+                && matches!(bytes[at], b'-' | b'.' | b' ')
+                && bytes[at + 1].is_ascii_digit();
+            if !joins {
                 break;
             }
+            at += 1;
         }
-        let run = &text[i..end];
-        let digits: usize = groups.iter().sum();
-        let international = run.starts_with("+82") || (run.starts_with("82") && digits >= 11);
-        let glued_after = bytes
-            .get(end)
-            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
-        let label = if glued_after {
-            None
-        } else if groups.len() == 2 && groups[0] == 6 && groups[1] == 7
-            || digits == 13 && groups.len() == 1
-        {
-            Some("<rrn>")
-        } else if (run.starts_with('0') && (9..=11).contains(&digits))
-            || (international && (10..=13).contains(&digits))
-        {
-            Some("<phone>")
-        } else {
-            None
-        };
-        if let Some(label) = label {
-            out.push_str(&text[copied..i]);
-            out.push_str(label);
-            copied = end;
+        let end = at;
+        if bytes.get(end).is_some_and(|b| word(*b)) {
+            // Glued to a word after it (`123abc`): not a number on its own.
+            i = end;
+            continue;
+        }
+        // Within the run, the longest span of groups from each group on that
+        // reads as a phone number or an RRN.
+        let mut g = 0;
+        while g < groups.len() {
+            let found = (g..groups.len()).rev().find_map(|last| {
+                let span = &text[groups[g].0..groups[last].1];
+                label_of(span, &groups[g..=last], text).map(|label| (last, label))
+            });
+            match found {
+                Some((last, label)) => {
+                    out.push_str(&text[copied..groups[g].0]);
+                    out.push_str(label);
+                    copied = groups[last].1;
+                    g = last + 1;
+                }
+                None => g += 1,
+            }
         }
         i = end;
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// `<phone>` or `<rrn>` for a span of digit groups that reads as one.
+fn label_of(span: &str, groups: &[(usize, usize)], text: &str) -> Option<&'static str> {
+    let digits = span.bytes().filter(u8::is_ascii_digit).count();
+    let sizes: Vec<usize> = groups
+        .iter()
+        .map(|(a, b)| text[*a..*b].bytes().filter(u8::is_ascii_digit).count())
+        .collect();
+    let international = span.starts_with("+82") || (span.starts_with("82") && digits >= 11);
+    if sizes == [6, 7] && span.contains('-') || sizes == [13] {
+        Some("<rrn>")
+    } else if (span.starts_with('0') && (9..=11).contains(&digits) && groups.len() <= 4)
+        || (international && (10..=13).contains(&digits) && groups.len() <= 5)
+    {
+        Some("<phone>")
+    } else {
+        None
+    }
 }
 
 /// The string values of an event's `receiver` and `customer` (the personal
@@ -265,5 +287,20 @@ mod tests {
             br#"{"receiver":{"name":"A B","mobile":"1"},"customer":null,"order":{"x":"y"}}"#,
         );
         assert_eq!(values, vec!["1".to_owned(), "A B".to_owned()]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn redaction_never_panics_and_always_hides_a_mobile_number(
+            prefix in ".{0,24}",
+            suffix in ".{0,24}",
+            a in 1000u32..10_000,
+            b in 1000u32..10_000,
+        ) {
+            let phone = format!("010-{a}-{b}");
+            let out = redact(&format!("{prefix} {phone} {suffix}"), &[]);
+            proptest::prop_assert!(!out.contains(&phone), "{}", out);
+            let _ = redact(&prefix, std::slice::from_ref(&suffix));
+        }
     }
 }
