@@ -880,7 +880,7 @@ mod tests {
         // A success starts the count again.
         limiter.failed(b);
         limiter.succeeded(b);
-        assert!(limiter.state.lock().unwrap().clients.get(&b).is_none());
+        assert!(!limiter.state.lock().unwrap().clients.contains_key(&b));
     }
 
     #[test]
