@@ -21,8 +21,9 @@
 //! the config is read; a token shorter than 32 characters is refused too.
 //! - **`Host`.** Every request, `/healthz` and `/metrics` included, must
 //!   name this machine (`localhost`, a loopback address) or, with a token,
-//!   `admin.public_host` (the name behind a proxy). A page elsewhere that
-//!   points a DNS name at 127.0.0.1 (DNS rebinding) gets 403.
+//!   an IP address or `admin.public_host` (the name behind a proxy). A page
+//!   elsewhere that points a DNS name at 127.0.0.1 (DNS rebinding) gets 403:
+//!   rebinding always goes through a name.
 //! - **With `admin.token`**, every API call needs `Authorization: Bearer
 //!   <token>` and every page a console session ([`Sessions`]). A missing or
 //!   malformed header never matches. Tokens are compared as HMAC digests
@@ -206,7 +207,8 @@ impl Access {
     }
 
     /// Whether the `Host` a request was sent to is one this listener
-    /// answers to: a loopback name, or with a token `admin.public_host`.
+    /// answers to: a loopback name, or with a token an IP address or
+    /// `admin.public_host`.
     fn host_ok(&self, headers: &HeaderMap) -> bool {
         let host = headers
             .get(header::HOST)
@@ -215,7 +217,15 @@ impl Access {
         if loopback_host(host) {
             return true;
         }
-        let Some(public) = self.public_host.as_deref().filter(|_| self.has_token()) else {
+        if !self.has_token() {
+            return false;
+        }
+        // An address, not a name (`http://192.0.2.7:9464/`, the CLI to a
+        // daemon on a LAN address): DNS rebinding always sends a name.
+        if host_name(host).parse::<IpAddr>().is_ok() {
+            return true;
+        }
+        let Some(public) = self.public_host.as_deref() else {
             return false;
         };
         // `public_host` with or without a port: both match the name.

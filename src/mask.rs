@@ -158,9 +158,9 @@ fn redact_numbers(text: &str) -> String {
         }
         let end = at;
         if bytes.get(end).is_some_and(|b| word(*b)) {
-            // Glued to a word after it (`123abc`): not a number on its own.
-            i = end;
-            continue;
+            // The last group is glued to a word after it (`0a`): part of
+            // that word, not of the number.
+            groups.pop();
         }
         // Within the run, the longest span of groups from each group on that
         // reads as a phone number or an RRN.

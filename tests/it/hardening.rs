@@ -169,8 +169,14 @@ async fn with_a_token_hosts_credentials_and_headers_are_checked_on_every_path() 
         .await;
         assert_eq!(r.status().as_u16(), 403, "{path}");
     }
-    // The proxy's public name, with and without a port.
-    for host in ["notifier.example.com", "NOTIFIER.example.com:443"] {
+    // The proxy's public name, with and without a port, and an address
+    // (a LAN address the daemon listens on; rebinding always uses a name).
+    for host in [
+        "notifier.example.com",
+        "NOTIFIER.example.com:443",
+        "192.0.2.7:9464",
+        "[2001:db8::7]:9464",
+    ] {
         let r = get_with(
             &daemon,
             "/api/status",
