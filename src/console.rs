@@ -24,7 +24,7 @@
 //!   token bound to the session; access rules are in [`crate::admin`].
 //! - **Links and banners.** Every value put into a URL goes through
 //!   `url_encode`; the banner after an action is chosen by code from a fixed
-//!   set ([`Done`]), never taken from the query string.
+//!   set (`Done`), never taken from the query string.
 
 use std::sync::OnceLock;
 

@@ -34,7 +34,8 @@
 //! - [`event`]: the event model and its JSON; [`status`]: the status and
 //!   courier tables; [`samples`]: sample events of every kind, made by `diff`.
 //! - [`render`]: handlebars with JSON- and Slack-safe escaping, helpers,
-//!   labels in Korean or English; [`mask`]: masking personal data.
+//!   labels in Korean or English; [`mask`]: masking personal data, and
+//!   redacting it from what receivers answer.
 //! - [`delivery`]: the queue ([`delivery::queue`]), the one driver
 //!   ([`delivery::driver`]), pace, digests, self-alerts, and one folder per
 //!   target kind ([`delivery::targets`]: Slack, JANDI, webhooks).
@@ -44,7 +45,8 @@
 //! - [`operate`]: what operators do to the queue (list, show, replay, purge,
 //!   retry now), and [`inspect`]: what they look at (overview, search,
 //!   timelines); both called by the CLI and by [`admin`], the daemon's JSON
-//!   API and access rules, whose pages are the [`console`].
+//!   API, access rules (token, sessions, `Host`, limits) and its HTTP server,
+//!   whose pages are the [`console`].
 //! - [`daemon`]: `run` — cron ticks, delivery workers, alerts, shutdown,
 //!   `/healthz`, `/metrics`.
 //! - [`config`]: `config.toml` with `${VAR}` substitution and validation;
