@@ -141,7 +141,7 @@ fn default_header_timeout() -> Duration {
     Duration::from_secs(10)
 }
 fn default_max_connections() -> usize {
-    64
+    256
 }
 
 /// The shortest `admin.token` accepted: 32 characters, 128 bits or more

@@ -547,3 +547,30 @@ async fn upstream_values_are_url_encoded_in_links_and_banners_come_from_codes() 
     let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0));
 }
+
+#[tokio::test]
+async fn two_hundred_half_headers_leave_the_console_answering_with_the_defaults() {
+    let sim = sim(20).await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = daemon_with(dir.path(), &sim, "", TOKEN, "").await;
+    let addr = daemon.admin.trim_start_matches("http://").to_owned();
+    let slow: Vec<std::net::TcpStream> = tokio::task::spawn_blocking(move || {
+        (0..200)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                    .unwrap();
+                s
+            })
+            .collect()
+    })
+    .await
+    .unwrap();
+    // Under `admin.max_connections` (256): the console still answers while
+    // they hang, and each is cut off by the header time-out later.
+    let r = get_with(&daemon, "/healthz", &[]).await;
+    assert_eq!(r.status().as_u16(), 200);
+    drop(slow);
+    let (code, _) = daemon.terminate(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0));
+}
