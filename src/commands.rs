@@ -16,13 +16,28 @@ pub async fn sim(listen: SocketAddr, options: SimOptions) -> anyhow::Result<()> 
     let sim = Simulator::start(listen, options)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    println!(
-        "poomgo simulator: {} orders at {}{}",
-        orders,
-        sim.base_url(),
-        crate::poomgo::ORDERS_PATH
-    );
-    println!("api key: {}", sim.api_key());
+    let merchants = sim.merchants();
+    if merchants == 1 {
+        println!(
+            "poomgo simulator: {} orders at {}{}",
+            orders,
+            sim.base_url(),
+            crate::poomgo::ORDERS_PATH
+        );
+        println!("api key: {}", sim.api_key());
+    } else {
+        println!(
+            "poomgo simulator: {merchants} merchants of {orders} orders each at {}{}",
+            sim.base_url(),
+            crate::poomgo::ORDERS_PATH
+        );
+        println!(
+            "api keys: {}, {} … {} (merchant N's is the first key with -N)",
+            sim.api_key(),
+            sim.merchant(1).api_key(),
+            sim.merchant(merchants - 1).api_key()
+        );
+    }
     match tick {
         Some(t) => println!(
             "time moves one step every {}",

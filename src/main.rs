@@ -59,8 +59,12 @@ enum Command {
         /// Advance time one step this often (e.g. "2s"); frozen when absent.
         #[arg(long, value_parser = humantime::parse_duration)]
         tick: Option<Duration>,
+        /// The first merchant's key; the others' are KEY-2, KEY-3, ….
         #[arg(long, default_value = "sim-key")]
         api_key: String,
+        /// Merchants served, each with its own key and --orders orders.
+        #[arg(long, default_value_t = 1)]
+        merchants: usize,
         /// Inject a fault: KIND[:ARG][@PAGE][xTIMES], e.g. 500@3x2, 429:2@1, slow:1500ms, notjson@4, truncated.
         #[arg(long = "fault", value_parser = FaultRule::parse)]
         faults: Vec<FaultRule>,
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
                 seed,
                 tick,
                 api_key,
+                merchants,
                 faults,
             } => {
                 let options = SimOptions {
@@ -228,6 +233,7 @@ fn main() -> ExitCode {
                     seed,
                     tick,
                     api_key,
+                    merchants,
                     faults,
                     ..SimOptions::default()
                 };

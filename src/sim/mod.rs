@@ -8,10 +8,19 @@
 //! `POST /_sim/advance` so tests are deterministic. Faults ([`faults`]) make
 //! chosen pages fail, slow down, or answer garbage.
 //!
-//! Control endpoints (loopback only, no key):
+//! It can serve many merchants at once (`--merchants N`), as the real API
+//! serves many accounts: each has its own key (the first `api_key`, the
+//! others `api_key-2`, `api_key-3`, …), its own generated orders (seed + its
+//! index), its own faults, and its own request count. Their order and
+//! invoice ids overlap on purpose: the notifier must keep merchants apart by
+//! itself, whatever ids the upstream hands out.
+//!
+//! Control endpoints (loopback only, no key; `?merchant=N`, from 1, picks a
+//! merchant, the first by default):
 //! - `POST /_sim/advance` with an optional JSON body `{"steps":1,"fraction":0.25,"new_orders":3}`
+//!   (without `?merchant`: every merchant)
 //! - `POST /_sim/faults` with a [`FaultRule`] as JSON; `DELETE /_sim/faults` clears them
-//! - `GET /_sim/stats`: orders, invoices and requests served
+//! - `GET /_sim/stats`: orders, invoices and requests served, in all and per merchant
 //! - `POST /_sim/key` with `{"api_key": "..."}`: revoke the key and accept another
 //!
 //! The same server runs in-process for tests ([`Simulator::start`] on port 0).
@@ -41,6 +50,9 @@ pub struct SimOptions {
     /// Orders are spread over this many days before the start.
     pub days: u32,
     pub api_key: String,
+    /// Merchants served, each with its own key and orders (see the module
+    /// docs); at least 1.
+    pub merchants: usize,
     /// Advance one step this often; frozen when `None`.
     pub tick: Option<Duration>,
     /// How each tick advances.
@@ -55,6 +67,7 @@ impl Default for SimOptions {
             seed: 2026,
             days: 10,
             api_key: "sim-key".into(),
+            merchants: 1,
             tick: None,
             advance: AdvanceOptions::default(),
             faults: Vec::new(),
@@ -67,9 +80,7 @@ const REQUEST_TIMES: usize = 10_000;
 
 /// State shared by the HTTP handlers and the handle.
 struct Shared {
-    merchant: Mutex<Merchant>,
-    faults: Mutex<faults::Faults>,
-    api_key: Mutex<String>,
+    merchants: Vec<Slot>,
     requests: std::sync::atomic::AtomicU64,
     /// When the latest order-page requests arrived (at most
     /// [`REQUEST_TIMES`]), for tests that check gaps, not wall time.
@@ -79,6 +90,32 @@ struct Shared {
     max_in_flight: std::sync::atomic::AtomicU64,
     /// While set, `--tick` does not move time.
     paused: std::sync::atomic::AtomicBool,
+}
+
+/// One merchant the simulator serves.
+struct Slot {
+    merchant: Mutex<Merchant>,
+    faults: Mutex<faults::Faults>,
+    api_key: Mutex<String>,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl Shared {
+    /// The merchant whose key `key` is.
+    fn by_key(&self, key: &str) -> Option<&Slot> {
+        self.merchants
+            .iter()
+            .find(|m| *m.api_key.lock().expect("sim lock") == key)
+    }
+}
+
+/// The key of merchant `index` (from 0): `base`, then `base-2`, `base-3`, ….
+pub fn merchant_key(base: &str, index: usize) -> String {
+    if index == 0 {
+        base.to_owned()
+    } else {
+        format!("{base}-{}", index + 1)
+    }
 }
 
 /// A running simulator. Dropping it stops the server.
@@ -92,15 +129,28 @@ pub struct Simulator {
 impl Simulator {
     /// Generates the merchant and starts serving on `listen` (port 0 picks one).
     pub async fn start(listen: SocketAddr, options: SimOptions) -> std::io::Result<Simulator> {
-        let merchant = Merchant::generate(options.orders, options.seed, options.days, Utc::now());
-        let mut faults = faults::Faults::default();
-        for rule in options.faults {
-            faults.add(rule);
-        }
+        let now = Utc::now();
+        let merchants = (0..options.merchants.max(1))
+            .map(|i| {
+                let mut faults = faults::Faults::default();
+                for rule in &options.faults {
+                    faults.add(rule.clone());
+                }
+                Slot {
+                    merchant: Mutex::new(Merchant::generate(
+                        options.orders,
+                        options.seed.wrapping_add(i as u64),
+                        options.days,
+                        now,
+                    )),
+                    faults: Mutex::new(faults),
+                    api_key: Mutex::new(merchant_key(&options.api_key, i)),
+                    requests: Default::default(),
+                }
+            })
+            .collect();
         let shared = Arc::new(Shared {
-            merchant: Mutex::new(merchant),
-            faults: Mutex::new(faults),
-            api_key: Mutex::new(options.api_key),
+            merchants,
             requests: Default::default(),
             request_times: Default::default(),
             in_flight: Default::default(),
@@ -127,8 +177,10 @@ impl Simulator {
                             if shared.paused.load(std::sync::atomic::Ordering::SeqCst) {
                                 continue;
                             }
-                            let report = shared.merchant.lock().expect("sim lock").advance(advance, Utc::now());
-                            tracing::debug!(changed = report.changed, new_orders = report.new_orders, "sim tick");
+                            for slot in &shared.merchants {
+                                let report = slot.merchant.lock().expect("sim lock").advance(advance, Utc::now());
+                                tracing::debug!(changed = report.changed, new_orders = report.new_orders, "sim tick");
+                            }
                         }
                         _ = stopped.wait() => break,
                     }
@@ -160,44 +212,51 @@ impl Simulator {
         format!("http://{}", self.addr)
     }
 
+    /// How many merchants it serves.
+    pub fn merchants(&self) -> usize {
+        self.shared.merchants.len()
+    }
+
+    /// Merchant `index` (from 0); the methods below without one act on the
+    /// first.
+    ///
+    /// # Panics
+    /// When `index` is not below [`merchants`](Self::merchants) (a test's
+    /// mistake).
+    pub fn merchant(&self, index: usize) -> SimMerchant<'_> {
+        SimMerchant(&self.shared.merchants[index])
+    }
+
     pub fn api_key(&self) -> String {
-        self.shared.api_key.lock().expect("sim lock").clone()
+        self.merchant(0).api_key()
     }
 
     /// Changes the key the simulator accepts (the old one is revoked).
     pub fn set_api_key(&self, key: &str) {
-        *self.shared.api_key.lock().expect("sim lock") = key.to_owned();
+        self.merchant(0).set_api_key(key);
     }
 
     /// Advances simulated time now.
     pub fn advance(&self, options: AdvanceOptions) -> AdvanceReport {
-        self.shared
-            .merchant
-            .lock()
-            .expect("sim lock")
-            .advance(options, Utc::now())
+        self.merchant(0).advance(options)
     }
 
     pub fn add_fault(&self, rule: FaultRule) {
-        self.shared.faults.lock().expect("sim lock").add(rule);
+        self.merchant(0).add_fault(rule);
     }
 
     pub fn clear_faults(&self) {
-        self.shared.faults.lock().expect("sim lock").clear();
+        self.merchant(0).clear_faults();
     }
 
     /// Every invoice of the merchant and whether it is canceled.
     pub fn invoices(&self) -> Vec<(Invoice, bool)> {
-        self.shared
-            .merchant
-            .lock()
-            .expect("sim lock")
-            .all_invoices()
+        self.merchant(0).invoices()
     }
 
     /// Runs `f` on the merchant (tests read or adjust the truth with it).
     pub fn with_merchant<R>(&self, f: impl FnOnce(&mut Merchant) -> R) -> R {
-        f(&mut self.shared.merchant.lock().expect("sim lock"))
+        self.merchant(0).with_merchant(f)
     }
 
     /// When the latest order-page requests arrived, oldest first (at most
@@ -244,6 +303,53 @@ impl Simulator {
     pub async fn stop(mut self) {
         self.stop.trigger();
         let _ = (&mut self.task).await;
+    }
+}
+
+/// One merchant of a running simulator.
+pub struct SimMerchant<'a>(&'a Slot);
+
+impl SimMerchant<'_> {
+    pub fn api_key(&self) -> String {
+        self.0.api_key.lock().expect("sim lock").clone()
+    }
+
+    /// Changes the key this merchant accepts (the old one is revoked).
+    pub fn set_api_key(&self, key: &str) {
+        *self.0.api_key.lock().expect("sim lock") = key.to_owned();
+    }
+
+    /// Advances this merchant's simulated time now.
+    pub fn advance(&self, options: AdvanceOptions) -> AdvanceReport {
+        self.0
+            .merchant
+            .lock()
+            .expect("sim lock")
+            .advance(options, Utc::now())
+    }
+
+    pub fn add_fault(&self, rule: FaultRule) {
+        self.0.faults.lock().expect("sim lock").add(rule);
+    }
+
+    pub fn clear_faults(&self) {
+        self.0.faults.lock().expect("sim lock").clear();
+    }
+
+    /// Every invoice of this merchant and whether it is canceled.
+    pub fn invoices(&self) -> Vec<(Invoice, bool)> {
+        self.0.merchant.lock().expect("sim lock").all_invoices()
+    }
+
+    /// Runs `f` on this merchant.
+    pub fn with_merchant<R>(&self, f: impl FnOnce(&mut Merchant) -> R) -> R {
+        f(&mut self.0.merchant.lock().expect("sim lock"))
+    }
+
+    /// Order-page requests this merchant's key made (a rejected key's too
+    /// are not counted: they match no merchant).
+    pub fn requests(&self) -> u64 {
+        self.0.requests.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, atomic::Ordering};
 use axum::{
     Json, Router,
     body::{Body, Bytes},
-    extract::State,
+    extract::{Query, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::post,
@@ -19,7 +19,7 @@ use super::{
     faults::{Fault, FaultRule},
     merchant::{AdvanceOptions, Merchant, SimInvoice, SimOrder},
 };
-use crate::poomgo::{MAX_PAGE_SIZE, ORDERS_PATH, Person, Query};
+use crate::poomgo::{MAX_PAGE_SIZE, ORDERS_PATH, Person};
 
 /// The documented default page size.
 const DEFAULT_PAGE_SIZE: u32 = 20;
@@ -40,7 +40,7 @@ struct OrdersBody {
     page: Option<u32>,
     page_size: Option<u32>,
     #[serde(flatten)]
-    query: Query,
+    query: crate::poomgo::Query,
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
@@ -78,14 +78,14 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         times.push_back(std::time::Instant::now());
     }
     let _in_flight = InFlight::enter(&shared);
-    let key = shared.api_key.lock().expect("sim lock").clone();
-    if headers
+    let Some(slot) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        != Some(key.as_str())
-    {
+        .and_then(|key| shared.by_key(key))
+    else {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
+    };
+    slot.requests.fetch_add(1, Ordering::Relaxed);
     // The vendor's own example sends an empty body: that means all defaults.
     let request: OrdersBody = if body.iter().all(u8::is_ascii_whitespace) {
         OrdersBody::default()
@@ -103,7 +103,7 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             "page must be >= 1 and pageSize 1..=500",
         );
     }
-    let fault = shared.faults.lock().expect("sim lock").take(page);
+    let fault = slot.faults.lock().expect("sim lock").take(page);
     if let Some(Fault::Slow { millis }) = fault {
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
@@ -130,7 +130,7 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         _ => {}
     }
     let json = {
-        let merchant = shared.merchant.lock().expect("sim lock");
+        let merchant = slot.merchant.lock().expect("sim lock");
         let mut total = 0u64;
         let skip = (page as usize - 1) * page_size as usize;
         let mut rows = Vec::with_capacity(page_size as usize);
@@ -183,7 +183,33 @@ async fn orders(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Byt
     }
 }
 
-async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+/// `?merchant=N` of a control call: which merchant (from 1).
+#[derive(Debug, Default, Deserialize)]
+struct Which {
+    merchant: Option<usize>,
+}
+
+impl Which {
+    /// The merchants the call is about: the one named, or `all` when none
+    /// is (else the first). An index out of range is an answer, not a panic.
+    fn slots<'a>(&self, shared: &'a Shared, all: bool) -> Result<Vec<&'a super::Slot>, String> {
+        match self.merchant {
+            Some(n) if n >= 1 && n <= shared.merchants.len() => Ok(vec![&shared.merchants[n - 1]]),
+            Some(n) => Err(format!(
+                "merchant {n} does not exist: expected 1 to {}",
+                shared.merchants.len()
+            )),
+            None if all => Ok(shared.merchants.iter().collect()),
+            None => Ok(vec![&shared.merchants[0]]),
+        }
+    }
+}
+
+async fn advance(
+    State(shared): State<Arc<Shared>>,
+    Query(which): Query<Which>,
+    body: Bytes,
+) -> Response {
     let options: AdvanceOptions = if body.is_empty() {
         AdvanceOptions::default()
     } else {
@@ -197,22 +223,51 @@ async fn advance(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             }
         }
     };
-    let report = shared
-        .merchant
-        .lock()
-        .expect("sim lock")
-        .advance(options, chrono::Utc::now());
-    Json(report).into_response()
+    let slots = match which.slots(&shared, true) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, &why),
+    };
+    let mut reports: Vec<_> = slots
+        .iter()
+        .map(|slot| {
+            slot.merchant
+                .lock()
+                .expect("sim lock")
+                .advance(options, chrono::Utc::now())
+        })
+        .collect();
+    if reports.len() == 1 {
+        return Json(reports.remove(0)).into_response();
+    }
+    Json(reports).into_response()
 }
 
-async fn add_fault(State(shared): State<Arc<Shared>>, Json(rule): Json<FaultRule>) -> Response {
-    shared.faults.lock().expect("sim lock").add(rule);
-    StatusCode::NO_CONTENT.into_response()
+async fn add_fault(
+    State(shared): State<Arc<Shared>>,
+    Query(which): Query<Which>,
+    Json(rule): Json<FaultRule>,
+) -> Response {
+    match which.slots(&shared, false) {
+        Ok(slots) => {
+            for slot in slots {
+                slot.faults.lock().expect("sim lock").add(rule.clone());
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => error(StatusCode::BAD_REQUEST, &why),
+    }
 }
 
-async fn clear_faults(State(shared): State<Arc<Shared>>) -> Response {
-    shared.faults.lock().expect("sim lock").clear();
-    StatusCode::NO_CONTENT.into_response()
+async fn clear_faults(State(shared): State<Arc<Shared>>, Query(which): Query<Which>) -> Response {
+    match which.slots(&shared, true) {
+        Ok(slots) => {
+            for slot in slots {
+                slot.faults.lock().expect("sim lock").clear();
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => error(StatusCode::BAD_REQUEST, &why),
+    }
 }
 
 /// The page as JSON with one value inside one row set (or removed).
@@ -253,23 +308,47 @@ struct KeyBody {
     api_key: String,
 }
 
-async fn set_key(State(shared): State<Arc<Shared>>, Json(body): Json<KeyBody>) -> Response {
-    *shared.api_key.lock().expect("sim lock") = body.api_key;
-    StatusCode::NO_CONTENT.into_response()
+async fn set_key(
+    State(shared): State<Arc<Shared>>,
+    Query(which): Query<Which>,
+    Json(body): Json<KeyBody>,
+) -> Response {
+    match which.slots(&shared, false) {
+        Ok(slots) => {
+            for slot in slots {
+                *slot.api_key.lock().expect("sim lock") = body.api_key.clone();
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(why) => error(StatusCode::BAD_REQUEST, &why),
+    }
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
-    let merchant = shared.merchant.lock().expect("sim lock");
-    let invoices: usize = merchant
-        .orders
+    let merchants: Vec<serde_json::Value> = shared
+        .merchants
         .iter()
-        .map(|o| o.invoices.len() + o.canceled.len())
-        .sum();
+        .map(|slot| {
+            let merchant = slot.merchant.lock().expect("sim lock");
+            let invoices: usize = merchant
+                .orders
+                .iter()
+                .map(|o| o.invoices.len() + o.canceled.len())
+                .sum();
+            serde_json::json!({
+                "orders": merchant.orders.len(),
+                "invoices": invoices,
+                "requests": slot.requests.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let sum = |key: &str| -> u64 { merchants.iter().filter_map(|m| m[key].as_u64()).sum() };
     Json(serde_json::json!({
-        "orders": merchant.orders.len(),
-        "invoices": invoices,
+        "orders": sum("orders"),
+        "invoices": sum("invoices"),
         "requests": shared.requests.load(Ordering::Relaxed),
         "max_in_flight": shared.max_in_flight.load(Ordering::Relaxed),
+        "merchants": merchants,
     }))
     .into_response()
 }

@@ -11,6 +11,7 @@ use poomgo_notifier::{
 };
 
 use crate::support::{client, config, simulator};
+use poomgo_notifier::config::Config;
 
 /// Runs a scan to the end: every invoice handed out (id → invoice, canceled),
 /// failing the test on a duplicate id.
@@ -421,5 +422,102 @@ async fn drift_during_a_scan_yields_no_duplicate_and_misses_nothing() {
             seen.contains(id),
             "invoice {id}, present before the scan, was missed"
         );
+    }
+}
+
+/// The simulator serves several merchants, as the real API serves several
+/// accounts: each key reads its own orders, faults and key changes stay with
+/// their merchant, and the control endpoints pick one with `?merchant=N`.
+#[tokio::test]
+async fn the_simulator_serves_each_merchant_its_own_orders_faults_and_key() {
+    let sim = poomgo_notifier::sim::Simulator::start(
+        crate::support::LOOPBACK,
+        poomgo_notifier::sim::SimOptions {
+            orders: 60,
+            merchants: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(sim.merchants(), 3);
+    let keys: Vec<String> = (0..3).map(|i| sim.merchant(i).api_key()).collect();
+    assert_eq!(keys, ["sim-key", "sim-key-2", "sim-key-3"]);
+    let with_key = |key: &str| {
+        let config = Config::parse(
+            &format!(
+                "[poomgo]\nbase_url = \"{}\"\napi_key = \"{key}\"\nretry_base = \"10ms\"\nmax_attempts = 2\n",
+                sim.base_url()
+            ),
+            "t.toml",
+            std::env::temp_dir(),
+            &|_| None,
+        )
+        .unwrap();
+        client(&config)
+    };
+    // Each key reads its own merchant (generated from its own seed).
+    let mut seen = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let (got, _) = collect(&with_key(key), Query::default()).await.unwrap();
+        let truth: HashMap<String, (Invoice, bool)> = sim
+            .merchant(i)
+            .invoices()
+            .into_iter()
+            .map(|(inv, c)| (inv.invoice_id.to_string(), (inv, c)))
+            .collect();
+        assert_eq!(got, truth, "merchant {}", i + 1);
+        seen.push(got);
+    }
+    assert_ne!(seen[0], seen[1]);
+    // A fault on the second merchant fails only its reads.
+    sim.merchant(1).add_fault(FaultRule::parse("500").unwrap());
+    assert!(
+        collect(&with_key(&keys[1]), Query::default())
+            .await
+            .is_err()
+    );
+    assert!(collect(&with_key(&keys[0]), Query::default()).await.is_ok());
+    sim.merchant(1).clear_faults();
+    // A revoked key revokes that merchant only; through the control API too.
+    let control = reqwest::Client::new();
+    let r = control
+        .post(format!("{}/_sim/key?merchant=3", sim.base_url()))
+        .json(&serde_json::json!({ "api_key": "replaced" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(matches!(
+        collect(&with_key(&keys[2]), Query::default()).await,
+        Err(PoomgoError::KeyRejected { .. })
+    ));
+    assert!(
+        collect(&with_key("replaced"), Query::default())
+            .await
+            .is_ok()
+    );
+    assert!(collect(&with_key(&keys[1]), Query::default()).await.is_ok());
+    let r = control
+        .post(format!("{}/_sim/faults?merchant=9", sim.base_url()))
+        .json(&FaultRule::parse("500").unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // Stats count per merchant.
+    let stats: serde_json::Value = control
+        .get(format!("{}/_sim/stats", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let merchants = stats["merchants"].as_array().unwrap();
+    assert_eq!(merchants.len(), 3);
+    for (i, m) in merchants.iter().enumerate() {
+        assert_eq!(m["requests"].as_u64(), Some(sim.merchant(i).requests()));
+        assert!(sim.merchant(i).requests() > 0);
     }
 }
