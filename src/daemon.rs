@@ -1,5 +1,10 @@
 //! `poomgo-notifier run`: the daemon.
 //!
+//! - **A value, not a process.** [`run`] takes a [`Daemon`]: the app, the
+//!   admin listener already bound, a [`Shutdown`] to stop it and the metrics
+//!   handle. `main` listens for signals and installs the metrics recorder;
+//!   tests build the same value in-process (port 0, their own shutdown).
+//!
 //! - **Schedule.** tokio-cron-scheduler fires ticks from `schedule.cron` in
 //!   `schedule.timezone`. It would start a job again while the last run is
 //!   still going, so every tick first takes the poll lock with `try_lock`:
@@ -87,11 +92,47 @@ struct Poller {
     fatal: tokio::sync::mpsc::Sender<String>,
 }
 
-pub async fn run(app: App) -> anyhow::Result<()> {
-    let mut signals = StopSignals::listen()?;
-    let metrics = crate::metrics::install()?;
+/// Everything the daemon needs from outside, built by `main` for `run` and
+/// by tests in-process: the app, the admin listener already bound (so a
+/// test binds port 0 and knows where it is), the signal to stop, and the
+/// handle `/metrics` renders. Signal handling and installing the global
+/// metrics recorder stay with the caller (`main`; [`crate::metrics::install`]).
+pub struct Daemon {
+    pub app: App,
+    /// The admin listener (console, `/api`, `/healthz`, `/metrics`), or
+    /// none when `admin.listen` is unset.
+    pub listener: Option<tokio::net::TcpListener>,
+    /// Triggered to stop cleanly (SIGINT/SIGTERM in `main`).
+    pub shutdown: Shutdown,
+    pub metrics: PrometheusHandle,
+}
+
+impl Daemon {
+    /// Binds `admin.listen` when it is set (the error names the key).
+    pub async fn bind(
+        config: &crate::config::Config,
+    ) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+        match config.admin.listen {
+            Some(addr) => tokio::net::TcpListener::bind(addr)
+                .await
+                .map(Some)
+                .with_context(|| format!("cannot listen on `admin.listen` = {addr}")),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Runs the daemon until `daemon.shutdown` is triggered (then `Ok`) or the
+/// configuration must change (an API key rejected on the first poll: a
+/// [`crate::commands::NeedsOperator`] error).
+pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
+    let Daemon {
+        app,
+        listener,
+        shutdown,
+        metrics,
+    } = daemon;
     let app = Arc::new(app);
-    let shutdown = Shutdown::new();
     let cron =
         crate::schedule::parse_cron(&app.config.schedule.cron).map_err(anyhow::Error::msg)?;
     let tz: chrono_tz::Tz = app
@@ -113,10 +154,7 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         interval,
     });
 
-    if let Some(addr) = app.config.admin.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on `admin.listen` = {addr}"))?;
+    if let Some(listener) = listener {
         let local = listener.local_addr()?;
         println!("admin HTTP on http://{local} (console at /, /healthz, /metrics, /api)");
         let seen = health.clone();
@@ -189,8 +227,9 @@ pub async fn run(app: App) -> anyhow::Result<()> {
         .context("cannot start the scheduler")?;
     tracing::info!(cron = %app.config.schedule.cron, timezone = %tz, targets = app.targets.len(), "poomgo-notifier is running");
 
+    let mut stopping = shutdown.clone();
     let fatal = tokio::select! {
-        _ = signals.wait() => None,
+        _ = stopping.wait() => None,
         reason = fatal_rx.recv() => reason,
     };
     tracing::info!(
@@ -223,30 +262,6 @@ pub async fn run(app: App) -> anyhow::Result<()> {
     match fatal {
         Some(reason) => Err(crate::commands::NeedsOperator(reason).into()),
         None => Ok(()),
-    }
-}
-
-/// SIGINT and SIGTERM, listened for from the start of `run`, so a signal that
-/// arrives while the daemon is still starting is not lost.
-struct StopSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn listen() -> anyhow::Result<StopSignals> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(StopSignals {
-            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-        })
-    }
-
-    async fn wait(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use poomgo_notifier::{
     commands,
@@ -277,7 +278,7 @@ fn main() -> ExitCode {
                 commands::dead_letters(&config, action).await
             }
             Command::Run { config } => match poomgo_notifier::poll::App::load(&config) {
-                Ok(app) => poomgo_notifier::daemon::run(app).await,
+                Ok(app) => run_daemon(app).await,
                 Err(e) => Err(e),
             },
             Command::Check {
@@ -325,6 +326,51 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(commands::exit_code(&e))
+        }
+    }
+}
+
+/// `poomgo-notifier run` as `main` calls it: stops on SIGINT/SIGTERM,
+/// listened for before anything else so a signal while starting is not lost.
+async fn run_daemon(app: poomgo_notifier::poll::App) -> anyhow::Result<()> {
+    let mut signals = StopSignals::listen()?;
+    let metrics = poomgo_notifier::metrics::install()?;
+    let listener = poomgo_notifier::daemon::Daemon::bind(&app.config).await?;
+    let shutdown = poomgo_notifier::shutdown::Shutdown::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        signals.wait().await;
+        stop.trigger();
+    });
+    poomgo_notifier::daemon::run(poomgo_notifier::daemon::Daemon {
+        app,
+        listener,
+        shutdown,
+        metrics,
+    })
+    .await
+}
+
+/// SIGINT and SIGTERM, listened for from the start of `run`, so a signal that
+/// arrives while the daemon is still starting is not lost.
+struct StopSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }

@@ -10,8 +10,21 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-/// Installs the process-wide Prometheus recorder and describes every metric.
+/// Installs the process-wide Prometheus recorder and describes every metric;
+/// once per process: a second call (a test that runs several daemons in one
+/// process) gets the same handle.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
+    static INSTALLED: std::sync::Mutex<Option<PrometheusHandle>> = std::sync::Mutex::new(None);
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(handle) = installed.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = build()?;
+    *installed = Some(handle.clone());
+    Ok(handle)
+}
+
+fn build() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
             Matcher::Full("poomgo_poll_duration_seconds".into()),

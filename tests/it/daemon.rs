@@ -844,3 +844,91 @@ url = "{}/erp"
     assert_eq!(code, Some(0));
     assert!(!log.contains("t0ken-4-admin-0123456789abcdefghij"));
 }
+
+/// The daemon built from a value, in this process: config parsed with its
+/// variables given (no process environment), a listener bound to port 0, a
+/// shutdown handle the test triggers.
+async fn in_process(
+    sim: &Simulator,
+    dir: &Path,
+    body: &str,
+) -> (
+    std::net::SocketAddr,
+    poomgo_notifier::shutdown::Shutdown,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    use poomgo_notifier::daemon::{Daemon, run};
+    let path = config_with(sim, dir, body);
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = poomgo_notifier::config::Config::parse(&text, "t.toml", dir.into(), &|n| {
+        (n == "POOMGO_API_KEY").then(|| API_KEY.to_owned())
+    })
+    .unwrap();
+    let app = poomgo_notifier::poll::App::new(config).unwrap();
+    let listener = Daemon::bind(&app.config).await.unwrap().unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = poomgo_notifier::shutdown::Shutdown::new();
+    let task = tokio::spawn(run(Daemon {
+        app,
+        listener: Some(listener),
+        shutdown: shutdown.clone(),
+        metrics: poomgo_notifier::metrics::install().unwrap(),
+    }));
+    (addr, shutdown, task)
+}
+
+#[tokio::test]
+async fn in_process_the_daemon_polls_delivers_and_stops_when_its_shutdown_is_triggered() {
+    use crate::support::{Recorder, Reply, toggle_printed};
+    let sim = sim(40).await;
+    let erp = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, shutdown, task) = in_process(
+        &sim,
+        dir.path(),
+        &format!(
+            "[admin]\nlisten = \"127.0.0.1:0\"\n[[targets]]\nname = \"erp\"\nkind = \"webhook\"\nurl = \"{}/erp\"\n",
+            erp.uri()
+        ),
+    )
+    .await;
+    let healthz = || async move {
+        reqwest::get(format!("http://{addr}/healthz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    eventually("the baseline", Duration::from_secs(15), || async {
+        healthz().await == 200
+    })
+    .await;
+    let changed = toggle_printed(&sim, 3);
+    eventually(
+        "three events at the ERP",
+        Duration::from_secs(15),
+        || async { erp.accepted().len() >= changed.len() },
+    )
+    .await;
+    shutdown.trigger();
+    let stopped = tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("stops within the grace period")
+        .unwrap();
+    assert!(stopped.is_ok(), "{stopped:?}");
+    assert!(healthz().await == 0, "the listener is closed");
+}
+
+#[tokio::test]
+async fn in_process_a_key_rejected_on_the_first_poll_ends_run_with_needs_operator() {
+    let sim = sim(10).await;
+    sim.set_api_key("another-key");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _shutdown, task) =
+        in_process(&sim, dir.path(), "[admin]\nlisten = \"127.0.0.1:0\"\n").await;
+    let ended = tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("run ends by itself")
+        .unwrap();
+    let error = ended.unwrap_err();
+    assert_eq!(poomgo_notifier::commands::exit_code(&error), 2, "{error:#}");
+}
