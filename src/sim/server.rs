@@ -242,32 +242,37 @@ async fn advance(
     Json(reports).into_response()
 }
 
-async fn add_fault(
-    State(shared): State<Arc<Shared>>,
-    Query(which): Query<Which>,
-    Json(rule): Json<FaultRule>,
+/// Applies `change` to the merchants a control call names; 204, or 400
+/// for a merchant that does not exist.
+fn change_each(
+    shared: &Shared,
+    which: &Which,
+    all: bool,
+    change: impl Fn(&super::Slot),
 ) -> Response {
-    match which.slots(&shared, false) {
+    match which.slots(shared, all) {
         Ok(slots) => {
-            for slot in slots {
-                slot.faults.lock().expect("sim lock").add(rule.clone());
-            }
+            slots.into_iter().for_each(change);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(why) => error(StatusCode::BAD_REQUEST, &why),
     }
 }
 
+async fn add_fault(
+    State(shared): State<Arc<Shared>>,
+    Query(which): Query<Which>,
+    Json(rule): Json<FaultRule>,
+) -> Response {
+    change_each(&shared, &which, false, |slot| {
+        slot.faults.lock().expect("sim lock").add(rule.clone());
+    })
+}
+
 async fn clear_faults(State(shared): State<Arc<Shared>>, Query(which): Query<Which>) -> Response {
-    match which.slots(&shared, true) {
-        Ok(slots) => {
-            for slot in slots {
-                slot.faults.lock().expect("sim lock").clear();
-            }
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(why) => error(StatusCode::BAD_REQUEST, &why),
-    }
+    change_each(&shared, &which, true, |slot| {
+        slot.faults.lock().expect("sim lock").clear();
+    })
 }
 
 /// The page as JSON with one value inside one row set (or removed).
@@ -313,15 +318,9 @@ async fn set_key(
     Query(which): Query<Which>,
     Json(body): Json<KeyBody>,
 ) -> Response {
-    match which.slots(&shared, false) {
-        Ok(slots) => {
-            for slot in slots {
-                *slot.api_key.lock().expect("sim lock") = body.api_key.clone();
-            }
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Err(why) => error(StatusCode::BAD_REQUEST, &why),
-    }
+    change_each(&shared, &which, false, |slot| {
+        *slot.api_key.lock().expect("sim lock") = body.api_key.clone();
+    })
 }
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
