@@ -534,7 +534,7 @@ async fn guard(State(access): State<Arc<Access>>, mut request: Request, next: Ne
             api,
             StatusCode::FORBIDDEN,
             if access.has_token() {
-                "this listener answers only to a loopback name (localhost, 127.0.0.1) or `admin.public_host`"
+                "this listener answers only to a loopback name (localhost, 127.0.0.1), an IP address, or the name set as `admin.public_host`"
             } else {
                 "without `admin.token` the admin listener answers only to a loopback address (localhost, 127.0.0.1); set a token to reach it by another name"
             },
