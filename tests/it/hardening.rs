@@ -233,15 +233,8 @@ async fn sessions_expire_end_at_sign_out_and_at_a_restart_with_a_new_token() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = daemon_with(dir.path(), &sim, "session_ttl = \"3s\"", TOKEN, "").await;
     let page = |cookie: String| {
-        let admin = daemon.admin.clone();
-        async move {
-            http()
-                .get(format!("{admin}/dead-letters"))
-                .header("Cookie", cookie)
-                .send()
-                .await
-                .unwrap()
-        }
+        let daemon = &daemon;
+        async move { get_with(daemon, "/dead-letters", &[("Cookie", &cookie)]).await }
     };
     let (_, a) = sign_in(&daemon, TOKEN).await;
     let (_, b) = sign_in(&daemon, TOKEN).await;
@@ -502,18 +495,10 @@ async fn upstream_values_are_url_encoded_in_links_and_banners_come_from_codes() 
     let (_, session) = sign_in(&daemon, TOKEN).await;
     let session = session.unwrap();
     let page = |path: String| {
-        let admin = daemon.admin.clone();
-        let session = session.clone();
+        let (daemon, session) = (&daemon, &session);
         async move {
-            http()
-                .get(format!("{admin}{path}"))
-                .header("Cookie", session)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
+            let r = get_with(daemon, &path, &[("Cookie", session)]).await;
+            r.text().await.unwrap()
         }
     };
     // Links carry the code encoded, so `&done=` stays part of the query.
