@@ -73,30 +73,113 @@ use crate::poll::App;
 /// What the admin handlers share.
 #[derive(Clone)]
 pub struct Admin {
-    pub app: Arc<App>,
-    /// The daemon's view of the upstream (key, last poll, last error).
-    pub upstream: Arc<dyn Fn() -> Upstream + Send + Sync>,
+    /// One app per merchant, in config order.
+    pub apps: Arc<Vec<Arc<App>>>,
+    /// The daemon's view of a merchant's upstream (key, last poll, last error).
+    pub upstream: Arc<dyn Fn(&str) -> Upstream + Send + Sync>,
     pub access: Arc<Access>,
 }
 
+tokio::task_local! {
+    /// The merchant a request is about (its `merchant` query parameter),
+    /// set by [`select_merchant`] around the handler.
+    static SELECTED: Arc<App>;
+}
+
 impl Admin {
-    pub fn new(app: Arc<App>, upstream: Arc<dyn Fn() -> Upstream + Send + Sync>) -> Admin {
-        let access = Arc::new(Access::new(&app.config.admin));
+    pub fn new(apps: Vec<Arc<App>>, upstream: Arc<dyn Fn(&str) -> Upstream + Send + Sync>) -> Admin {
+        let access = Arc::new(Access::new(&apps[0].config.admin));
         Admin {
-            app,
+            apps: Arc::new(apps),
             upstream,
             access,
         }
     }
 
+    /// The merchant this request is about: the one its `merchant` query
+    /// parameter names, or the first of the config.
+    pub fn app(&self) -> Arc<App> {
+        SELECTED
+            .try_with(Arc::clone)
+            .unwrap_or_else(|_| self.apps[0].clone())
+    }
+
+    /// The app of merchant `name`.
+    pub fn find(&self, name: &str) -> Option<&Arc<App>> {
+        self.apps.iter().find(|a| a.config.merchant.name == name)
+    }
+
     pub fn status(&self) -> Result<inspect::Status, OpError> {
+        let app = self.app();
         inspect::status(
-            &self.app.store,
-            &self.app.targets,
-            (self.upstream)(),
-            self.app.config.store.history_days,
+            &app.store,
+            &app.targets,
+            (self.upstream)(&app.config.merchant.name),
+            app.config.store.history_days,
         )
     }
+
+    /// Each merchant with its upstream's health, for the overview.
+    pub fn merchants(&self) -> Vec<serde_json::Value> {
+        let selected = self.app().config.merchant.name.clone();
+        self.apps
+            .iter()
+            .map(|a| {
+                let m = &a.config.merchant;
+                let up = (self.upstream)(&m.name);
+                json!({
+                    "name": m.name,
+                    "display_name": m.display_name,
+                    "selected": m.name == selected,
+                    "key_rejected": up.key_rejected,
+                    "last_successful_poll": up.last_successful_poll,
+                    "consecutive_failed_polls": up.consecutive_failed_polls,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Picks the merchant a request names in `?merchant=` (404 naming the
+/// merchants there are when none is called that) for [`Admin::app`].
+async fn select_merchant(State(admin): State<Admin>, request: Request, next: Next) -> Response {
+    let wanted = request.uri().query().and_then(|q| {
+        url_decode_pairs(q)
+            .into_iter()
+            .find(|(k, _)| k == "merchant")
+            .map(|(_, v)| v)
+    });
+    let app = match wanted.as_deref().filter(|m| !m.is_empty()) {
+        None => admin.apps[0].clone(),
+        Some(name) => match admin.find(name) {
+            Some(app) => app.clone(),
+            None => {
+                let names: Vec<&str> = admin
+                    .apps
+                    .iter()
+                    .map(|a| a.config.merchant.name.as_str())
+                    .collect();
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no merchant is called `{name}`: expected one of {}",
+                        names.join(", ")
+                    ),
+                );
+            }
+        },
+    };
+    SELECTED.scope(app, next.run(request)).await
+}
+
+/// `a=1&b=x%20y` as pairs, percent- and `+`-decoded (none when unreadable).
+fn url_decode_pairs(query: &str) -> Vec<(String, String)> {
+    format!("/?{query}")
+        .parse()
+        .ok()
+        .and_then(|uri| axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri).ok())
+        .map(|q| q.0)
+        .unwrap_or_default()
 }
 
 /// The token, the sessions and the sign-in limits of one listener.
@@ -642,6 +725,7 @@ pub fn router(admin: Admin, monitors: Router) -> Router {
         .route("/api/dead-letters/{id}", get(dead_letter))
         .route("/api/dead-letters/{id}/replay", post(replay));
     api.merge(crate::console::routes())
+        .layer(middleware::from_fn_with_state(admin.clone(), select_merchant))
         .with_state(admin)
         .merge(monitors)
         .layer(middleware::from_fn_with_state(access, guard))
@@ -728,6 +812,8 @@ pub async fn serve(
 
 #[derive(Deserialize)]
 struct Filter {
+    /// Read by [`select_merchant`]; `search` without it looks at every merchant.
+    merchant: Option<String>,
     target: Option<String>,
     seq: Option<u64>,
     older_than: Option<String>,
@@ -756,6 +842,24 @@ fn answer<T: serde::Serialize>(result: Result<T, OpError>) -> Response {
     }
 }
 
+/// Searches one merchant (`only`), or every merchant in config order; each
+/// hit says whose it is. At most [`SEARCH_TIMELINES`] timelines in all.
+pub fn search_merchants(
+    admin: &Admin,
+    only: Option<&str>,
+    query: &str,
+) -> Result<Vec<inspect::Found>, OpError> {
+    let mut out = Vec::new();
+    for app in admin.apps.iter() {
+        if only.is_some_and(|m| !m.is_empty() && m != app.config.merchant.name) {
+            continue;
+        }
+        let left = SEARCH_TIMELINES.saturating_sub(out.len());
+        out.extend(inspect::search(&app.store, app.sender.renderer(), query, left)?);
+    }
+    Ok(out)
+}
+
 /// Wakes the delivery workers after a replay or retry moved entries.
 pub fn wake(app: &App) {
     app.outbox_changed.send_modify(|n| *n += 1);
@@ -770,13 +874,12 @@ const SEARCH_TIMELINES: usize = 20;
 
 async fn search(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
     let q = f.q.unwrap_or_default();
-    let app = &admin.app;
-    let found = inspect::search(&app.store, app.sender.renderer(), &q, SEARCH_TIMELINES);
+    let found = search_merchants(&admin, f.merchant.as_deref(), &q);
     answer(found.map(|results| json!({ "query": q.trim(), "results": results })))
 }
 
 async fn invoice(State(admin): State<Admin>, Path(id): Path<String>) -> Response {
-    let app = &admin.app;
+    let app = admin.app();
     match inspect::invoice(&app.store, app.sender.renderer(), &id) {
         Ok(Some(v)) => Json(v).into_response(),
         Ok(None) => error(
@@ -795,19 +898,19 @@ fn limited<T>(list: Result<Vec<T>, OpError>, limit: Option<usize>) -> Result<Vec
 }
 
 async fn outbox(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    let list = operate::outbox(&admin.app.store, &admin.app.targets, f.target.as_deref());
+    let list = operate::outbox(&admin.app().store, &admin.app().targets, f.target.as_deref());
     answer(limited(list, f.limit))
 }
 
 async fn dead_letters(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    let list = operate::dead_letters(&admin.app.store, &admin.app.targets, f.target.as_deref());
+    let list = operate::dead_letters(&admin.app().store, &admin.app().targets, f.target.as_deref());
     answer(limited(list, f.limit))
 }
 
 async fn dead_letter(State(admin): State<Admin>, Path(id): Path<String>) -> Response {
     answer(operate::dead_letter(
-        &admin.app.store,
-        &admin.app.targets,
+        &admin.app().store,
+        &admin.app().targets,
         &id,
     ))
 }
@@ -827,13 +930,13 @@ fn act<T: serde::Serialize>(
 }
 
 async fn replay(State(admin): State<Admin>, Path(id): Path<String>) -> Response {
-    act(&admin.app, true, |app| {
+    act(&admin.app(), true, |app| {
         operate::replay(&app.store, &app.targets, &[id])
     })
 }
 
 async fn replay_all(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    act(&admin.app, true, |app| {
+    act(&admin.app(), true, |app| {
         operate::replay_all(&app.store, &app.targets, f.target.as_deref())
     })
 }
@@ -843,7 +946,7 @@ async fn purge(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response 
         Ok(d) => d,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    act(&admin.app, false, |app| {
+    act(&admin.app(), false, |app| {
         operate::purge(&app.store, &app.targets, f.target.as_deref(), older_than)
     })
 }
@@ -858,7 +961,7 @@ pub fn parse_older_than(given: Option<&str>) -> Result<std::time::Duration, Stri
 }
 
 async fn retry(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    act(&admin.app, true, |app| {
+    act(&admin.app(), true, |app| {
         operate::retry_now(&app.store, &app.targets, f.target.as_deref(), f.seq)
             .map(|n| json!({ "retried": n }))
     })

@@ -30,13 +30,23 @@ use crate::poomgo::MAX_PAGE_SIZE;
 use crate::status::{CourierEntry, StatusEntry};
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Where template overrides live, relative to the config file.
     #[serde(default = "default_templates_dir")]
     pub templates_dir: PathBuf,
+    /// The one merchant's account when there is no `[[merchants]]` (see
+    /// [`Config::merchants`]); absent when there are.
+    #[serde(default)]
     pub poomgo: PoomgoConfig,
+    /// Several Poomgo accounts in one process, each with its own key, plan
+    /// and targets (see [`crate::merchant`]).
+    #[serde(default)]
+    pub merchants: Vec<crate::merchant::MerchantConfig>,
+    /// Requests in flight to the Poomgo API at once, over every merchant.
+    #[serde(default = "default_upstream_in_flight")]
+    pub upstream_in_flight: usize,
     #[serde(default)]
     pub schedule: ScheduleConfig,
     /// Which windows a poll reads, how often (see [`crate::poomgo::plan`]).
@@ -62,9 +72,13 @@ pub struct Config {
     /// The folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// Which merchant this config is for: set by [`Config::merchants`], which
+    /// gives each merchant its own `poomgo`, `plan` and `targets`.
+    #[serde(skip)]
+    pub merchant: crate::merchant::Merchant,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PoomgoConfig {
     #[serde(default = "default_base_url")]
@@ -93,9 +107,29 @@ pub struct PoomgoConfig {
     pub allow_insecure: bool,
 }
 
+impl Default for PoomgoConfig {
+    /// Only for a config with `[[merchants]]`, where the top-level
+    /// `[poomgo]` is absent (validation makes sure it is one or the other).
+    fn default() -> Self {
+        PoomgoConfig {
+            base_url: default_base_url(),
+            api_key: SecretString::from(""),
+            page_size: default_page_size(),
+            lookback_days: default_lookback_days(),
+            concurrency: default_concurrency(),
+            connect_timeout: default_connect_timeout(),
+            request_timeout: default_request_timeout(),
+            max_attempts: default_max_attempts(),
+            retry_base: default_retry_base(),
+            retry_max: default_retry_max(),
+            allow_insecure: false,
+        }
+    }
+}
+
 /// The daemon's admin HTTP (console, `/api`, `/healthz`, `/metrics`); off
 /// when `listen` is unset. Off loopback it needs a token.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// `127.0.0.1:9464`, or a port alone (`9464`), which binds to loopback.
@@ -134,6 +168,9 @@ impl Default for AdminConfig {
     }
 }
 
+fn default_upstream_in_flight() -> usize {
+    16
+}
 fn default_session_ttl() -> Duration {
     Duration::from_secs(12 * 3600)
 }
@@ -215,7 +252,7 @@ impl AdminConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     #[serde(default = "default_cron")]
@@ -233,7 +270,7 @@ impl Default for ScheduleConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     #[serde(default = "default_store_path")]
@@ -430,6 +467,7 @@ impl Config {
         let mut value: toml::Value = toml::from_str(text)
             .map_err(|e| err(None, e.message().to_owned() + &location(text, e.span())))?;
         substitute(&mut value, &mut String::new(), env).map_err(|(key, m)| err(Some(key), m))?;
+        let has_poomgo = value_has(&value, "poomgo");
         let mut config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             // toml appends "\nin `table`"; the path already says where.
@@ -454,12 +492,150 @@ impl Config {
             }
         })?;
         config.base_dir = base_dir;
-        config.validate().map_err(|(key, m)| err(Some(key), m))?;
+        config
+            .validate(has_poomgo)
+            .map_err(|(key, m)| err(Some(key), m))?;
         Ok(config)
     }
 
-    /// Ranges and cross-field rules serde cannot express.
-    fn validate(&self) -> Result<(), (String, String)> {
+    /// One config per merchant, in file order: its own `poomgo`, `plan`
+    /// (the top-level one when it has none) and `targets` (its own, then
+    /// the shared ones that list it or list no merchants). A config with no
+    /// `[[merchants]]` is the one merchant [`crate::merchant::DEFAULT`].
+    pub fn merchants(&self) -> Vec<Config> {
+        if self.merchants.is_empty() {
+            // Today's shape, or one merchant's config already.
+            return vec![self.clone()];
+        }
+        let of = self.merchants.len();
+        self.merchants
+            .iter()
+            .map(|m| {
+                let mut one = self.clone();
+                one.merchants = Vec::new();
+                one.poomgo = m.poomgo.clone();
+                if let Some(plan) = &m.plan {
+                    one.plan = plan.clone();
+                }
+                one.targets = m
+                    .targets
+                    .iter()
+                    .chain(self.targets.iter().filter(|t| {
+                        t.merchants
+                            .as_ref()
+                            .is_none_or(|names| names.contains(&m.name))
+                    }))
+                    .cloned()
+                    .collect();
+                one.merchant = crate::merchant::Merchant {
+                    name: m.name.clone(),
+                    display_name: m.display_name.clone().unwrap_or_else(|| m.name.clone()),
+                    of,
+                };
+                one
+            })
+            .collect()
+    }
+
+    /// The merchant called `name`, or an error listing the names there are
+    /// (for `--merchant`).
+    pub fn merchant_named(&self, name: &str) -> anyhow::Result<Config> {
+        let all = self.merchants();
+        let names: Vec<String> = all.iter().map(|c| c.merchant.name.clone()).collect();
+        all.into_iter()
+            .find(|c| c.merchant.name == name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no merchant is called `{name}`: the config has {}",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// The whole file: either one top-level `[poomgo]` or `[[merchants]]`,
+    /// then every merchant's own config.
+    fn validate(&self, has_poomgo: bool) -> Result<(), (String, String)> {
+        let bad = |key: &str, m: String| Err((key.to_owned(), m));
+        if self.merchants.is_empty() {
+            if !has_poomgo {
+                return bad(
+                    "poomgo",
+                    "is required: expected a `[poomgo]` table with the merchant's `api_key` (or `[[merchants]]`, one per Poomgo account)".into(),
+                );
+            }
+            for (i, t) in self.targets.iter().enumerate() {
+                if t.merchants.is_some() {
+                    return bad(
+                        &format!("targets[{i}].merchants"),
+                        "is only for a config with `[[merchants]]`".into(),
+                    );
+                }
+            }
+            return self.validate_merchant();
+        }
+        if has_poomgo {
+            return bad(
+                "poomgo",
+                "cannot be used with `[[merchants]]`: give each merchant its own `[merchants.poomgo]`".into(),
+            );
+        }
+        if !(1..=1024).contains(&self.upstream_in_flight) {
+            return bad(
+                "upstream_in_flight",
+                format!(
+                    "{} is out of range: expected 1 to 1024",
+                    self.upstream_in_flight
+                ),
+            );
+        }
+        let mut names = HashSet::new();
+        for (i, m) in self.merchants.iter().enumerate() {
+            crate::merchant::check_name(&m.name).map_err(|e| (format!("merchants[{i}].name"), e))?;
+            if !names.insert(m.name.as_str()) {
+                return bad(
+                    &format!("merchants[{i}].name"),
+                    format!("`{}` is used by two merchants: names must be unique", m.name),
+                );
+            }
+            for (j, t) in m.targets.iter().enumerate() {
+                if t.merchants.is_some() {
+                    return bad(
+                        &format!("merchants[{i}].targets[{j}].merchants"),
+                        "is only for a top-level `[[targets]]` entry (a merchant's own target receives only its events)".into(),
+                    );
+                }
+                crate::delivery::targets::validate(t)
+                    .map_err(|(k, m)| (format!("merchants[{i}].targets[{j}].{k}"), m))?;
+            }
+        }
+        for (i, t) in self.targets.iter().enumerate() {
+            for name in t.merchants.iter().flatten() {
+                if !names.contains(name.as_str()) {
+                    return bad(
+                        &format!("targets[{i}].merchants"),
+                        format!("`{name}` is not the name of a merchant"),
+                    );
+                }
+            }
+        }
+        for (i, one) in self.merchants().iter().enumerate() {
+            one.validate_merchant().map_err(|(key, m)| {
+                let within = ["poomgo", "plan"]
+                    .iter()
+                    .any(|s| key.starts_with(&format!("{s}.")));
+                if within {
+                    (format!("merchants[{i}].{key}"), m)
+                } else {
+                    (key, format!("{m} (merchant `{}`)", one.merchant.name))
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Ranges and cross-field rules serde cannot express, for one merchant's
+    /// config.
+    fn validate_merchant(&self) -> Result<(), (String, String)> {
         let bad = |key: &str, m: String| Err((key.to_owned(), m));
         let p = &self.poomgo;
         if !(1..=MAX_PAGE_SIZE).contains(&p.page_size) {
@@ -646,6 +822,11 @@ impl Config {
     pub fn store_path(&self) -> PathBuf {
         self.base_dir.join(&self.store.path)
     }
+}
+
+/// Whether the TOML document has a top-level `key`.
+fn value_has(value: &toml::Value, key: &str) -> bool {
+    value.as_table().is_some_and(|t| t.contains_key(key))
 }
 
 pub(crate) fn check_url(url: &str) -> Result<(), String> {

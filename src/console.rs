@@ -220,6 +220,9 @@ async fn css() -> Response {
 
 #[derive(Deserialize, Default)]
 struct PageQuery {
+    /// Read by the admin's merchant selection; search looks at every
+    /// merchant without it.
+    merchant: Option<String>,
     q: Option<String>,
     target: Option<String>,
     next: Option<String>,
@@ -327,13 +330,12 @@ async fn search(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let query = q.q.unwrap_or_default();
-    let app = &admin.app;
-    // The timelines right here: an order is often a few parcels.
-    let found =
-        match crate::inspect::search(&app.store, app.sender.renderer(), &query, SEARCH_TIMELINES) {
-            Ok(found) => found,
-            Err(e) => return failed(e),
-        };
+    // The timelines right here: an order is often a few parcels. Every
+    // merchant is searched unless the page names one.
+    let found = match crate::admin::search_merchants(&admin, q.merchant.as_deref(), &query) {
+        Ok(found) => found,
+        Err(e) => return failed(e),
+    };
     let invoices: Vec<_> = found.iter().filter_map(|f| f.invoice.as_ref()).collect();
     render(
         &admin,
@@ -357,7 +359,7 @@ async fn invoice(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let app = &admin.app;
+    let app = admin.app();
     match crate::inspect::invoice(&app.store, app.sender.renderer(), &id) {
         Ok(Some(invoice)) => render(
             &admin,
@@ -374,8 +376,8 @@ async fn invoice(
     }
 }
 
-fn target_names(admin: &Admin) -> Vec<&str> {
-    admin.app.targets.iter().map(|t| t.name.as_str()).collect()
+fn target_names(admin: &Admin) -> Vec<String> {
+    admin.app().targets.iter().map(|t| t.name.clone()).collect()
 }
 
 /// A page listing one of the queues (at most [`PAGE_ROWS`] rows).
@@ -413,7 +415,7 @@ async fn dead_letters(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let target = q.target.filter(|t| !t.is_empty());
-    let list = operate::dead_letters(&admin.app.store, &admin.app.targets, target.as_deref());
+    let list = operate::dead_letters(&admin.app().store, &admin.app().targets, target.as_deref());
     let done = Done::banner(q.done.as_deref(), q.n);
     queue_page(
         &admin,
@@ -432,7 +434,7 @@ async fn outbox(
     Query(q): Query<PageQuery>,
 ) -> Response {
     let target = q.target.filter(|t| !t.is_empty());
-    let list = operate::outbox(&admin.app.store, &admin.app.targets, target.as_deref());
+    let list = operate::outbox(&admin.app().store, &admin.app().targets, target.as_deref());
     let done = Done::banner(q.done.as_deref(), q.n);
     queue_page(&admin, &caller, "outbox", "Outbox", target, done, list)
 }
@@ -442,7 +444,7 @@ async fn preview(
     Extension(caller): Extension<Caller>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let app = &admin.app;
+    let app = admin.app();
     let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
     let kind: EventType = q
         .kind
@@ -563,10 +565,10 @@ async fn replay(
     if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
-    let app = &admin.app;
+    let app = admin.app();
     match operate::replay(&app.store, &app.targets, std::slice::from_ref(&id)) {
         Ok(d) => {
-            wake(app);
+            wake(&app);
             tracing::info!(event_id = %id, "dead letter replayed from the console");
             Done::Replayed(d.entries.len()).redirect(form.back.as_deref())
         }
@@ -582,11 +584,11 @@ async fn replay_all(
     if let Some(refused) = check_csrf(&admin, &caller, &form.csrf) {
         return refused;
     }
-    let app = &admin.app;
+    let app = admin.app();
     let target = nonempty(form.target);
     match operate::replay_all(&app.store, &app.targets, target.as_deref()) {
         Ok(d) => {
-            wake(app);
+            wake(&app);
             tracing::info!(
                 replayed = d.entries.len(),
                 target = target.as_deref().unwrap_or("all"),
@@ -610,7 +612,7 @@ async fn purge(
         Ok(d) => d,
         Err(m) => return message_page(StatusCode::BAD_REQUEST, &m),
     };
-    let app = &admin.app;
+    let app = admin.app();
     let target = nonempty(form.target);
     match operate::purge(&app.store, &app.targets, target.as_deref(), older_than) {
         Ok(d) => {
@@ -640,11 +642,11 @@ async fn retry(
             return message_page(StatusCode::BAD_REQUEST, "`seq` is not an entry number");
         }
     };
-    let app = &admin.app;
+    let app = admin.app();
     let target = nonempty(form.target);
     match operate::retry_now(&app.store, &app.targets, target.as_deref(), seq) {
         Ok(n) => {
-            wake(app);
+            wake(&app);
             Done::Retried(n).redirect(form.back.as_deref())
         }
         Err(e) => failed(e),

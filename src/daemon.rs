@@ -48,6 +48,7 @@ use crate::shutdown::Shutdown;
 
 /// What `/healthz` reports from: one lock, so a reader never sees half an update.
 struct Health {
+    merchant: String,
     state: Mutex<HealthState>,
     interval: Duration,
 }
@@ -88,8 +89,9 @@ struct Poller {
     /// A poll of this process has succeeded.
     succeeded: std::sync::atomic::AtomicBool,
     backoff: Mutex<KeyBackoff>,
-    /// Set when the daemon must exit because the configuration must change.
-    fatal: tokio::sync::mpsc::Sender<String>,
+    /// Set when the daemon must exit because the configuration must change
+    /// (only when it serves a single merchant).
+    fatal: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 /// Everything the daemon needs from outside, built by `main` for `run` and
@@ -98,7 +100,8 @@ struct Poller {
 /// handle `/metrics` renders. Signal handling and installing the global
 /// metrics recorder stay with the caller (`main`; [`crate::metrics::install`]).
 pub struct Daemon {
-    pub app: App,
+    /// One app per merchant ([`App::open_all`]), sharing one store.
+    pub apps: Vec<App>,
     /// The admin listener (console, `/api`, `/healthz`, `/metrics`), or
     /// none when `admin.listen` is unset.
     pub listener: Option<tokio::net::TcpListener>,
@@ -127,39 +130,50 @@ impl Daemon {
 /// [`crate::commands::NeedsOperator`] error).
 pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
     let Daemon {
-        app,
+        apps,
         listener,
         shutdown,
         metrics,
     } = daemon;
-    let app = Arc::new(app);
-    let cron =
-        crate::schedule::parse_cron(&app.config.schedule.cron).map_err(anyhow::Error::msg)?;
-    let tz: chrono_tz::Tz = app
-        .config
+    anyhow::ensure!(!apps.is_empty(), "no merchant to serve");
+    let apps: Vec<Arc<App>> = apps.into_iter().map(Arc::new).collect();
+    let first = apps[0].clone();
+    let config = &first.config;
+    let cron = crate::schedule::parse_cron(&config.schedule.cron).map_err(anyhow::Error::msg)?;
+    let tz: chrono_tz::Tz = config
         .schedule
         .timezone
         .parse()
         .map_err(|_| anyhow::anyhow!("`schedule.timezone` is not a time zone"))?;
     let interval = crate::schedule::longest_interval(&cron, tz, Utc::now());
-    let last_success = app
-        .store
-        .last_successful_poll()?
-        .and_then(|t| DateTime::from_timestamp(t, 0));
-    let health = Arc::new(Health {
-        state: Mutex::new(HealthState {
-            last_success,
-            ..HealthState::default()
-        }),
-        interval,
-    });
+    let mut healths = Vec::with_capacity(apps.len());
+    for app in &apps {
+        let last_success = app
+            .store
+            .last_successful_poll()?
+            .and_then(|t| DateTime::from_timestamp(t, 0));
+        let health = Arc::new(Health {
+            merchant: app.config.merchant.name.clone(),
+            state: Mutex::new(HealthState {
+                last_success,
+                ..HealthState::default()
+            }),
+            interval,
+        });
+        health.publish();
+        healths.push(health);
+    }
 
     if let Some(listener) = listener {
         let local = listener.local_addr()?;
         println!("admin HTTP on http://{local} (console at /, /healthz, /metrics, /api)");
-        let seen = health.clone();
-        let upstream = Arc::new(move || {
-            let h = seen.snapshot();
+        let seen = healths.clone();
+        let upstream = Arc::new(move |merchant: &str| {
+            let h = seen
+                .iter()
+                .find(|h| h.merchant == merchant)
+                .map(|h| h.snapshot())
+                .unwrap_or_default();
             crate::inspect::Upstream {
                 key_rejected: h.key_rejected,
                 last_successful_poll: h.last_success.map(|t| t.to_rfc3339()),
@@ -171,15 +185,15 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_text))
             .with_state(AdminState {
-                app: app.clone(),
-                health: health.clone(),
+                apps: apps.clone(),
+                healths: healths.clone(),
                 metrics,
             });
         let router =
-            crate::admin::router(crate::admin::Admin::new(app.clone(), upstream), monitors);
+            crate::admin::router(crate::admin::Admin::new(apps.clone(), upstream), monitors);
         let limits = crate::admin::ServeLimits {
-            header_timeout: app.config.admin.header_timeout,
-            max_connections: app.config.admin.max_connections,
+            header_timeout: config.admin.header_timeout,
+            max_connections: config.admin.max_connections,
         };
         tokio::spawn(crate::admin::serve(
             listener,
@@ -190,31 +204,50 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
     }
 
     let mut workers = JoinSet::new();
-    for index in 0..app.targets.len() {
-        workers.spawn(worker(app.clone(), index, shutdown.clone()));
+    let paces = Paces::default();
+    for app in &apps {
+        for index in 0..app.targets.len() {
+            let pace = paces.for_target(&app.targets[index]);
+            workers.spawn(worker(app.clone(), index, pace, shutdown.clone()));
+        }
     }
-
-    if app.config.delivery.alerts_to.is_some() {
-        workers.spawn(alert_checks(app.clone(), health.clone(), shutdown.clone()));
+    for (app, health) in apps.iter().zip(&healths) {
+        if app.config.delivery.alerts_to.is_some() {
+            workers.spawn(alert_checks(app.clone(), health.clone(), shutdown.clone()));
+        }
     }
 
     let (fatal, mut fatal_rx) = tokio::sync::mpsc::channel(1);
-    let poller = Arc::new(Poller {
-        app: app.clone(),
-        health,
-        lock: tokio::sync::Mutex::new(()),
-        shutdown: shutdown.clone(),
-        succeeded: Default::default(),
-        backoff: Mutex::new(KeyBackoff::default()),
-        fatal,
-    });
+    // With one merchant a key rejected on the first poll is a
+    // misconfiguration someone is watching; with several, one merchant's
+    // key never stops the others.
+    let single = apps.len() == 1;
+    let pollers: Vec<Arc<Poller>> = apps
+        .iter()
+        .zip(&healths)
+        .map(|(app, health)| {
+            Arc::new(Poller {
+                app: app.clone(),
+                health: health.clone(),
+                lock: tokio::sync::Mutex::new(()),
+                shutdown: shutdown.clone(),
+                succeeded: Default::default(),
+                backoff: Mutex::new(KeyBackoff::default()),
+                fatal: single.then(|| fatal.clone()),
+            })
+        })
+        .collect();
+    drop(fatal);
+    let pollers = Arc::new(pollers);
     let mut scheduler = JobScheduler::new()
         .await
         .context("cannot start the scheduler")?;
-    let ticking = poller.clone();
-    let job = Job::new_async_tz(app.config.schedule.cron.as_str(), tz, move |_, _| {
-        let poller = ticking.clone();
-        Box::pin(async move { poller.tick().await })
+    let ticking = pollers.clone();
+    let spread = shutdown.clone();
+    let job = Job::new_async_tz(config.schedule.cron.as_str(), tz, move |_, _| {
+        let pollers = ticking.clone();
+        let shutdown = spread.clone();
+        Box::pin(async move { tick_all(&pollers, interval, shutdown) })
     })
     .map_err(|e| anyhow::anyhow!("`schedule.cron`: the scheduler refused it: {e}"))?;
     scheduler
@@ -225,7 +258,8 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
         .start()
         .await
         .context("cannot start the scheduler")?;
-    tracing::info!(cron = %app.config.schedule.cron, timezone = %tz, targets = app.targets.len(), "poomgo-notifier is running");
+    let targets: usize = apps.iter().map(|a| a.targets.len()).sum();
+    tracing::info!(cron = %config.schedule.cron, timezone = %tz, merchants = apps.len(), targets, "poomgo-notifier is running");
 
     let mut stopping = shutdown.clone();
     let fatal = tokio::select! {
@@ -233,19 +267,22 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
         reason = fatal_rx.recv() => reason,
     };
     tracing::info!(
-        grace_secs = app.config.shutdown_grace.as_secs_f64(),
+        grace_secs = config.shutdown_grace.as_secs_f64(),
         "shutting down"
     );
     shutdown.trigger();
     let _ = scheduler.shutdown().await;
-    let deadline = tokio::time::Instant::now() + app.config.shutdown_grace;
-    if tokio::time::timeout_at(deadline, poller.lock.lock())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "the poll in progress did not finish its page within the grace period; its uncommitted pages are abandoned"
-        );
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    for poller in pollers.iter() {
+        if tokio::time::timeout_at(deadline, poller.lock.lock())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                merchant = %poller.health.merchant,
+                "the poll in progress did not finish its page within the grace period; its uncommitted pages are abandoned"
+            );
+        }
     }
     let drained = tokio::time::timeout_at(deadline, async {
         while workers.join_next().await.is_some() {}
@@ -257,11 +294,52 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
         );
         workers.abort_all();
     }
-    app.store.flush().await?;
+    // One store under every merchant: one flush makes all of it durable.
+    first.store.flush().await?;
     tracing::info!("stopped");
     match fatal {
         Some(reason) => Err(crate::commands::NeedsOperator(reason).into()),
         None => Ok(()),
+    }
+}
+
+/// One cron tick for every merchant, spread over the interval: merchant `i`
+/// of `n` starts `i/n` of an interval after the tick, so a thousand
+/// merchants do not all ask the upstream at second 0. Each poll runs on its
+/// own task: a merchant whose page takes 30 s delays nobody else (its own
+/// next tick is skipped while it runs).
+fn tick_all(pollers: &Arc<Vec<Arc<Poller>>>, interval: Duration, shutdown: Shutdown) {
+    let n = pollers.len() as u32;
+    for (i, poller) in pollers.iter().enumerate() {
+        let poller = poller.clone();
+        let mut stop = shutdown.clone();
+        let delay = (interval / n.max(1)) * i as u32;
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = stop.wait() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            poller.tick().await;
+        });
+    }
+}
+
+/// One pace per target *name*, shared by every merchant that delivers to
+/// it: a shared Slack channel gets one message a second in all, not one
+/// per merchant.
+#[derive(Default)]
+struct Paces(Mutex<std::collections::HashMap<String, Arc<Pace>>>);
+
+impl Paces {
+    fn for_target(&self, target: &crate::delivery::Target) -> Arc<Pace> {
+        self.0
+            .lock()
+            .expect("paces lock")
+            .entry(target.name.clone())
+            .or_insert_with(|| Arc::new(Pace::for_target(target)))
+            .clone()
     }
 }
 
@@ -271,8 +349,8 @@ impl Poller {
             return;
         }
         let Ok(_running) = self.lock.try_lock() else {
-            crate::metrics::poll_skipped();
-            tracing::warn!("cron tick skipped: the previous poll is still running");
+            crate::metrics::poll_skipped(&self.health.merchant);
+            tracing::warn!(merchant = %self.health.merchant, "cron tick skipped: the previous poll is still running");
             return;
         };
         if let Some(until) = self.backoff.lock().expect("backoff lock").until
@@ -290,13 +368,15 @@ impl Poller {
             Err(e) => (false, Some(e.to_string()), 0),
         };
         let tracked = outcome.as_ref().ok().and_then(|r| r.invoices_tracked);
-        crate::metrics::poll(ok, took, pages, tracked);
+        crate::metrics::poll(&self.health.merchant, ok, took, pages, tracked);
         let key_rejected = matches!(&outcome, Ok(r) if r.needs_operator());
         if key_rejected {
             let reason = error.clone().unwrap_or_default();
-            if !self.succeeded.load(std::sync::atomic::Ordering::SeqCst) {
+            if !self.succeeded.load(std::sync::atomic::Ordering::SeqCst)
+                && let Some(fatal) = &self.fatal
+            {
                 tracing::error!(%reason, "the API key was rejected on the first poll: check `poomgo.api_key`");
-                let _ = self.fatal.try_send(reason);
+                let _ = fatal.try_send(reason);
                 return;
             }
             let mut b = self.backoff.lock().expect("backoff lock");
@@ -306,7 +386,7 @@ impl Poller {
                 (b.wait * 2).min(KEY_BACKOFF_MAX)
             };
             b.until = Some(Instant::now() + b.wait);
-            tracing::error!(%reason, retry_in_secs = b.wait.as_secs(), "the API key was rejected; delivery goes on, and polling backs off until the key works again");
+            tracing::error!(merchant = %self.health.merchant, %reason, retry_in_secs = b.wait.as_secs(), "the API key was rejected; delivery goes on, and polling backs off until the key works again");
         } else if ok {
             self.succeeded
                 .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -314,6 +394,7 @@ impl Poller {
         }
         if let Ok(r) = &outcome {
             tracing::info!(
+                merchant = %self.health.merchant,
                 ok,
                 windows = %r.windows.join(","),
                 pages = r.pages,
@@ -330,7 +411,7 @@ impl Poller {
             for target in &self.app.targets {
                 match driver::record_metrics(&self.app.store, &target.name) {
                     Ok((pending, dead)) if pending + dead > 0 => {
-                        tracing::info!(target = %target.name, pending, dead_letters = dead, "outbox");
+                        tracing::info!(merchant = %self.health.merchant, target = %target.name, pending, dead_letters = dead, "outbox");
                     }
                     Ok(_) => {}
                     Err(e) => {
@@ -347,24 +428,28 @@ impl Poller {
         if !ok && self.shutdown.is_triggered() {
             return;
         }
-        let mut h = self.health.state.lock().expect("health lock");
-        if ok {
-            if h.consecutive_failures > 0 {
-                tracing::info!(failed_polls = h.consecutive_failures, "polls recovered");
+        {
+            let mut h = self.health.state.lock().expect("health lock");
+            let merchant = &self.health.merchant;
+            if ok {
+                if h.consecutive_failures > 0 {
+                    tracing::info!(%merchant, failed_polls = h.consecutive_failures, "polls recovered");
+                }
+                *h = HealthState {
+                    last_success: Some(at),
+                    ..HealthState::default()
+                };
+            } else {
+                let reason = error.unwrap_or_else(|| "unknown".into());
+                if h.consecutive_failures == 0 {
+                    tracing::error!(%merchant, %reason, "polls are failing; /healthz counts this merchant unhealthy after three intervals without success");
+                }
+                h.consecutive_failures += 1;
+                h.last_error = Some(reason);
+                h.key_rejected = key_rejected;
             }
-            *h = HealthState {
-                last_success: Some(at),
-                ..HealthState::default()
-            };
-        } else {
-            let reason = error.unwrap_or_else(|| "unknown".into());
-            if h.consecutive_failures == 0 {
-                tracing::error!(%reason, "polls are failing; /healthz turns 503 after three intervals without success");
-            }
-            h.consecutive_failures += 1;
-            h.last_error = Some(reason);
-            h.key_rejected = key_rejected;
         }
+        self.health.publish();
     }
 }
 
@@ -373,9 +458,8 @@ impl Poller {
 /// committed, an operator replayed) or shutdown fires. A send in flight at
 /// shutdown finishes first. Back-off lives in the entries, not here, so a
 /// restart neither forgets it nor sends early.
-async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
+async fn worker(app: Arc<App>, index: usize, pace: Arc<Pace>, mut shutdown: Shutdown) {
     let target = &app.targets[index];
-    let pace = Pace::for_target(target);
     let mut changed = app.outbox_changed.subscribe();
     let mut gauges_at = Instant::now();
     loop {
@@ -397,7 +481,7 @@ async fn worker(app: Arc<App>, index: usize, mut shutdown: Shutdown) {
                 .next_at
                 .map(|at| Duration::from_millis((at - driver::now_ms()).max(0) as u64)),
             Err(e) => {
-                tracing::error!(target = %target.name, error = %e, "the outbox cannot be read");
+                tracing::error!(merchant = %app.config.merchant.name, target = %target.name, error = %e, "the outbox cannot be read");
                 Some(Duration::from_secs(5))
             }
         };
@@ -459,60 +543,144 @@ impl Health {
 
 #[derive(Clone)]
 struct AdminState {
-    app: Arc<App>,
-    health: Arc<Health>,
+    apps: Vec<Arc<App>>,
+    healths: Vec<Arc<Health>>,
     metrics: PrometheusHandle,
 }
 
-async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
-    let HealthState {
-        last_success: last,
-        consecutive_failures: failures,
-        last_error,
-        key_rejected,
-    } = s.health.snapshot();
-    let limit = s.health.interval * 3;
-    let targets = target_details(&s.app);
-    let unhealthy = |reason: String| {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "unhealthy",
-                "reason": reason,
-                "last_successful_poll": last.map(|t| t.to_rfc3339()),
-                "consecutive_failed_polls": failures,
-                "last_error": last_error,
-                "targets": targets,
-            })),
-        )
-    };
-    if key_rejected {
-        return unhealthy(
-            "API key rejected: the Poomgo API answers 401/403; polling backs off and delivery goes on"
-                .into(),
+impl Health {
+    /// Whether this merchant's polling is healthy, and if not, why: its key
+    /// is rejected, no poll has succeeded yet, or the last success is more
+    /// than three intervals old.
+    fn verdict(&self, h: &HealthState) -> Result<DateTime<Utc>, String> {
+        if h.key_rejected {
+            return Err(
+                "API key rejected: the Poomgo API answers 401/403; polling backs off and delivery goes on"
+                    .into(),
+            );
+        }
+        let Some(at) = h.last_success else {
+            return Err("no poll has succeeded yet".into());
+        };
+        let limit = self.interval * 3;
+        let age = (Utc::now() - at).to_std().unwrap_or_default();
+        if age > limit {
+            return Err(format!(
+                "the last successful poll was {:.1}s ago, more than three intervals ({}s)",
+                age.as_secs_f64(),
+                limit.as_secs()
+            ));
+        }
+        Ok(at)
+    }
+
+    /// Sets this merchant's health gauges.
+    fn publish(&self) {
+        let h = self.snapshot();
+        crate::metrics::merchant_health(
+            &self.merchant,
+            self.verdict(&h).is_ok(),
+            h.key_rejected,
+            h.consecutive_failures,
         );
     }
-    let Some(at) = last else {
-        return unhealthy("no poll has succeeded yet".into());
-    };
-    let age = (Utc::now() - at).to_std().unwrap_or_default();
-    if age > limit {
-        return unhealthy(format!(
-            "the last successful poll was {:.1}s ago, more than three intervals ({}s)",
-            age.as_secs_f64(),
-            limit.as_secs()
-        ));
-    }
-    if let Err(e) = s.app.store.probe_write() {
-        return unhealthy(format!("the store is not writable: {e}"));
-    }
-    (
-        StatusCode::OK,
-        Json(json!({
-            "status": "ok",
-            "last_successful_poll": at.to_rfc3339(),
-            "consecutive_failed_polls": failures,
+}
+
+/// `/healthz`. Each merchant is judged on its own ([`Health::verdict`]);
+/// the process is healthy (200) while the store takes a write and at least
+/// one merchant is: `ok` when all are, `degraded` (still 200, naming the
+/// others) when some are not, `unhealthy` (503) when none is. Restarting
+/// the process would not mend one merchant's key or upstream, and the
+/// healthy merchants must not be restarted with it. With a single merchant
+/// the body has the same top-level fields it always had.
+async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
+    let mut merchants = serde_json::Map::new();
+    let mut broken = Vec::new();
+    let mut single = None;
+    for (app, health) in s.apps.iter().zip(&s.healths) {
+        let h = health.snapshot();
+        let verdict = health.verdict(&h);
+        health.publish();
+        let targets = target_details(app);
+        let mut detail = json!({
+            "status": if verdict.is_ok() { "ok" } else { "unhealthy" },
+            "last_successful_poll": h.last_success.map(|t| t.to_rfc3339()),
+            "consecutive_failed_polls": h.consecutive_failures,
+            "key_rejected": h.key_rejected,
             "targets": targets,
+        });
+        if let Err(reason) = &verdict {
+            detail["reason"] = json!(reason);
+            detail["last_error"] = json!(h.last_error);
+            broken.push(health.merchant.clone());
+        }
+        merchants.insert(health.merchant.clone(), detail);
+        single = Some((h, verdict, targets));
+    }
+    let store = s.apps[0]
+        .store
+        .probe_write()
+        .err()
+        .map(|e| format!("the store is not writable: {e}"));
+    let merchants = serde_json::Value::Object(merchants);
+    if s.apps.len() == 1
+        && let Some((h, verdict, targets)) = single
+    {
+        let reason = verdict.as_ref().err().cloned().or(store);
+        return match (reason, verdict) {
+            (None, Ok(at)) => (
+                StatusCode::OK,
+                Json(json!({
+                    "status": "ok",
+                    "last_successful_poll": at.to_rfc3339(),
+                    "consecutive_failed_polls": h.consecutive_failures,
+                    "targets": targets,
+                    "merchants": merchants,
+                })),
+            ),
+            (reason, _) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unhealthy",
+                    "reason": reason,
+                    "last_successful_poll": h.last_success.map(|t| t.to_rfc3339()),
+                    "consecutive_failed_polls": h.consecutive_failures,
+                    "last_error": h.last_error,
+                    "targets": targets,
+                    "merchants": merchants,
+                })),
+            ),
+        };
+    }
+    let n = s.apps.len();
+    let (code, status, reason) = if let Some(reason) = store {
+        (StatusCode::SERVICE_UNAVAILABLE, "unhealthy", Some(reason))
+    } else if broken.is_empty() {
+        (StatusCode::OK, "ok", None)
+    } else if broken.len() < n {
+        (
+            StatusCode::OK,
+            "degraded",
+            Some(format!(
+                "{} of {n} merchants unhealthy: {}",
+                broken.len(),
+                broken.join(", ")
+            )),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unhealthy",
+            Some(format!("every merchant is unhealthy: {}", broken.join(", "))),
+        )
+    };
+    (
+        code,
+        Json(json!({
+            "status": status,
+            "reason": reason,
+            "unhealthy_merchants": broken,
+            "merchants": merchants,
         })),
     )
 }

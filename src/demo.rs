@@ -95,7 +95,7 @@ url = "http://{receiver_addr}/wms"
     let stop_console = crate::shutdown::Shutdown::new();
     let last_poll = Arc::new(std::sync::Mutex::new(None::<String>));
     let seen = last_poll.clone();
-    let upstream = Arc::new(move || crate::inspect::Upstream {
+    let upstream = Arc::new(move |_: &str| crate::inspect::Upstream {
         last_successful_poll: seen.lock().map(|t| t.clone()).unwrap_or_default(),
         ..Default::default()
     });
@@ -151,7 +151,7 @@ url = "http://{receiver_addr}/wms"
 /// README's examples use, else any), without a token: loopback only.
 async fn console(
     app: &Arc<App>,
-    upstream: Arc<dyn Fn() -> crate::inspect::Upstream + Send + Sync>,
+    upstream: Arc<dyn Fn(&str) -> crate::inspect::Upstream + Send + Sync>,
     shutdown: crate::shutdown::Shutdown,
 ) -> anyhow::Result<SocketAddr> {
     let listener = match tokio::net::TcpListener::bind("127.0.0.1:9464").await {
@@ -160,7 +160,7 @@ async fn console(
     };
     let addr = listener.local_addr()?;
     let router = crate::admin::router(
-        crate::admin::Admin::new(app.clone(), upstream),
+        crate::admin::Admin::new(vec![app.clone()], upstream),
         Router::new(),
     );
     let limits = crate::admin::ServeLimits {

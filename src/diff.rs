@@ -142,6 +142,8 @@ pub struct DiffContext<'a> {
     pub baseline: bool,
     /// The store's generation, the first part of every event id.
     pub generation: &'a str,
+    /// Whose invoices these are (the event's `merchant`).
+    pub merchant: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -307,6 +309,7 @@ fn build_event(
     Event {
         id: format!("{}-{}-{}", ctx.generation, inv.invoice_id, next.rev),
         kind,
+        merchant: ctx.merchant.to_owned(),
         detected_at: ctx.now,
         order: orders[0].clone(),
         orders,
@@ -393,6 +396,7 @@ mod tests {
             statuses: &statuses,
             baseline,
             generation: "g0",
+            merchant: "default",
         };
         diff(
             prior,
@@ -669,6 +673,7 @@ mod tests {
             statuses: &statuses,
             baseline: false,
             generation: "g0",
+            merchant: "default",
         };
         let inv = invoice(true, false, None);
         let prev = snapshot(1, false, false, None);

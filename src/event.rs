@@ -1,7 +1,7 @@
 //! The event model: what a target is told about one invoice's change set.
 //!
 //! The JSON shape is the public webhook contract (see `shared/DESIGN.md`):
-//! `id`, `type`, `detectedAt`, `order`, `orders`, `invoice`, `changes`, and —
+//! `id`, `type`, `merchant`, `detectedAt`, `order`, `orders`, `invoice`, `changes`, and —
 //! only for targets that opt in — `receiver` and `customer`.
 //!
 //! `type` is the most significant change in the set; the variants of
@@ -196,6 +196,10 @@ pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: EventType,
+    /// The merchant's name (`default` for a config with no
+    /// `[[merchants]]`, and for entries queued before there were merchants).
+    #[serde(default = "default_merchant")]
+    pub merchant: String,
     #[serde(with = "rfc3339_seconds")]
     pub detected_at: DateTime<Utc>,
     /// The first order that lists the invoice.
@@ -210,6 +214,10 @@ pub struct Event {
     pub receiver: Option<Person>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<Person>,
+}
+
+fn default_merchant() -> String {
+    crate::merchant::DEFAULT.to_owned()
 }
 
 impl Event {

@@ -246,12 +246,12 @@ pub struct Hit {
 }
 
 impl History {
-    pub(crate) fn open(db: &sled::Db) -> Result<History, StoreError> {
+    pub(crate) fn open(db: &sled::Db, ns: &str) -> Result<History, StoreError> {
         Ok(History {
-            events: db.open_tree("history/events")?,
-            attempts: db.open_tree("history/attempts")?,
-            index: db.open_tree("history/index")?,
-            time: db.open_tree("history/time")?,
+            events: db.open_tree(format!("{ns}history/events"))?,
+            attempts: db.open_tree(format!("{ns}history/attempts"))?,
+            index: db.open_tree(format!("{ns}history/index"))?,
+            time: db.open_tree(format!("{ns}history/time"))?,
             counter: fastrand::u32(..).into(),
             enabled: true,
         })

@@ -130,6 +130,8 @@ fn poll_view(p: PollRecord) -> PollView {
 /// One invoice a search found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Found {
+    /// Whose invoice it is (a search runs across every merchant).
+    pub merchant: String,
     pub invoice_id: String,
     /// What the query matched: `invoice_id`, `event_id`, `order_code` or `invoice_code`.
     pub matched: &'static str,
@@ -177,6 +179,7 @@ pub fn search(
             events: records.len(),
             last_event_at: last.map(|r| time(r.detected_at)),
             invoice: None,
+            merchant: store.merchant().to_owned(),
             invoice_id: hit.invoice_id,
             matched: hit.matched,
         };

@@ -74,6 +74,7 @@ pub mod history;
 pub mod http;
 pub mod inspect;
 pub mod mask;
+pub mod merchant;
 pub mod metrics;
 pub mod operate;
 pub mod packed;

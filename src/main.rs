@@ -277,10 +277,15 @@ fn main() -> ExitCode {
                 };
                 commands::dead_letters(&config, action).await
             }
-            Command::Run { config } => match poomgo_notifier::poll::App::load(&config) {
-                Ok(app) => run_daemon(app).await,
-                Err(e) => Err(e),
-            },
+            Command::Run { config } => {
+                match poomgo_notifier::config::Config::load(&config)
+                    .map_err(anyhow::Error::from)
+                    .and_then(poomgo_notifier::poll::App::open_all)
+                {
+                    Ok(apps) => run_daemon(apps).await,
+                    Err(e) => Err(e),
+                }
+            }
             Command::Check {
                 config,
                 online,
@@ -332,10 +337,10 @@ fn main() -> ExitCode {
 
 /// `poomgo-notifier run` as `main` calls it: stops on SIGINT/SIGTERM,
 /// listened for before anything else so a signal while starting is not lost.
-async fn run_daemon(app: poomgo_notifier::poll::App) -> anyhow::Result<()> {
+async fn run_daemon(apps: Vec<poomgo_notifier::poll::App>) -> anyhow::Result<()> {
     let mut signals = StopSignals::listen()?;
     let metrics = poomgo_notifier::metrics::install()?;
-    let listener = poomgo_notifier::daemon::Daemon::bind(&app.config).await?;
+    let listener = poomgo_notifier::daemon::Daemon::bind(&apps[0].config).await?;
     let shutdown = poomgo_notifier::shutdown::Shutdown::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -343,7 +348,7 @@ async fn run_daemon(app: poomgo_notifier::poll::App) -> anyhow::Result<()> {
         stop.trigger();
     });
     poomgo_notifier::daemon::run(poomgo_notifier::daemon::Daemon {
-        app,
+        apps,
         listener,
         shutdown,
         metrics,

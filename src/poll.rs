@@ -71,43 +71,102 @@ pub struct App {
 }
 
 impl App {
+    /// The app of a config with one merchant (no `[[merchants]]`, or one
+    /// merchant's config from [`Config::merchants`]).
     pub fn new(config: Config) -> anyhow::Result<App> {
-        let http =
-            crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
-        let client = PoomgoClient::new(&config.poomgo, http.clone())?;
-        let Delivery {
-            statuses,
-            sender,
-            targets,
-        } = Delivery::new(&config, http)?;
-        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        let mut store = Store::open_with(
-            &config.store_path(),
-            config.store.cache_mb,
-            config.store.min_free_mb,
-            &names,
-        )?;
-        store.keep_history(config.store.history_days > 0);
-        for (target, pending) in store.orphaned_outboxes()? {
-            tracing::warn!(
-                target = %target,
-                pending,
-                "the store holds undelivered entries for a target that is no longer in the config; restore the target to deliver them"
-            );
-        }
-        Ok(App {
-            sender,
-            config,
-            store,
-            client,
-            statuses,
-            targets,
-            outbox_changed: watch::Sender::new(0),
-        })
+        let mut apps = App::open_all(config)?;
+        anyhow::ensure!(
+            apps.len() == 1,
+            "the config has {} merchants: name one with `--merchant`",
+            apps.len()
+        );
+        Ok(apps.remove(0))
     }
 
     pub fn load(config_path: &Path) -> anyhow::Result<App> {
         App::new(Config::load(config_path)?)
+    }
+
+    /// One app per merchant of the file (see [`Config::merchants`]), on one
+    /// store, sharing what does not depend on the merchant: the HTTP
+    /// clients, the status table, the compiled templates. Per merchant they
+    /// cost only their own trees, targets and Poomgo client, so a thousand
+    /// small merchants fit in one process.
+    pub fn open_all(file: Config) -> anyhow::Result<Vec<App>> {
+        let configs = file.merchants();
+        let statuses = Arc::new(StatusTable::new(&file.statuses, &file.couriers));
+        let mut renderer = Renderer::new(&file.templates_path(), statuses.clone())?;
+        if configs.len() > 1 {
+            renderer.name_merchants(
+                configs
+                    .iter()
+                    .map(|c| (c.merchant.name.as_str(), c.merchant.display_name.as_str())),
+            );
+        }
+        let renderer = Arc::new(renderer);
+        let upstream = Arc::new(tokio::sync::Semaphore::new(file.upstream_in_flight));
+        let mut clients: HashMap<(std::time::Duration, std::time::Duration), reqwest::Client> =
+            HashMap::new();
+        let mut http_for = |connect, request| -> anyhow::Result<reqwest::Client> {
+            if let Some(c) = clients.get(&(connect, request)) {
+                return Ok(c.clone());
+            }
+            let c = crate::http::client(connect, request)?;
+            clients.insert((connect, request), c.clone());
+            Ok(c)
+        };
+        let mut parts = Vec::with_capacity(configs.len());
+        for config in configs {
+            let http = http_for(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+            let client = PoomgoClient::new(&config.poomgo, http.clone())?
+                .for_merchant(&config.merchant.name, upstream.clone());
+            let Delivery {
+                statuses, sender, targets,
+            } = Delivery::sharing(&config, http, statuses.clone(), renderer.clone())?;
+            parts.push((config, client, statuses, sender, targets));
+        }
+        let names: Vec<(String, Vec<&str>)> = parts
+            .iter()
+            .map(|(c, _, _, _, targets)| {
+                (
+                    c.merchant.name.clone(),
+                    targets.iter().map(|t| t.name.as_str()).collect(),
+                )
+            })
+            .collect();
+        let keyspaces: Vec<(&str, &[&str])> =
+            names.iter().map(|(m, t)| (m.as_str(), t.as_slice())).collect();
+        let stores = Store::open_many(
+            &file.store_path(),
+            file.store.cache_mb,
+            file.store.min_free_mb,
+            &keyspaces,
+        )?;
+        drop(keyspaces);
+        drop(names);
+        let mut apps = Vec::with_capacity(parts.len());
+        for ((config, client, statuses, sender, targets), mut store) in parts.into_iter().zip(stores)
+        {
+            store.keep_history(config.store.history_days > 0);
+            for (target, pending) in store.orphaned_outboxes()? {
+                tracing::warn!(
+                    merchant = %config.merchant.name,
+                    target = %target,
+                    pending,
+                    "the store holds undelivered entries for a target that is no longer in the config; restore the target to deliver them"
+                );
+            }
+            apps.push(App {
+                sender,
+                config,
+                store,
+                client,
+                statuses,
+                targets,
+                outbox_changed: watch::Sender::new(0),
+            });
+        }
+        Ok(apps)
     }
 }
 
@@ -123,7 +182,24 @@ pub struct Delivery {
 impl Delivery {
     pub fn new(config: &Config, http: reqwest::Client) -> anyhow::Result<Delivery> {
         let statuses = Arc::new(StatusTable::new(&config.statuses, &config.couriers));
-        let renderer = Renderer::new(&config.templates_path(), statuses.clone())?;
+        let mut renderer = Renderer::new(&config.templates_path(), statuses.clone())?;
+        if config.merchant.several() {
+            renderer.name_merchants([(
+                config.merchant.name.as_str(),
+                config.merchant.display_name.as_str(),
+            )]);
+        }
+        Delivery::sharing(config, http, statuses, Arc::new(renderer))
+    }
+
+    /// The targets of `config`, with a status table and templates shared
+    /// with other merchants.
+    fn sharing(
+        config: &Config,
+        http: reqwest::Client,
+        statuses: Arc<StatusTable>,
+        renderer: Arc<Renderer>,
+    ) -> anyhow::Result<Delivery> {
         let targets = config
             .targets
             .iter()
@@ -143,7 +219,7 @@ impl Delivery {
         }
         Ok(Delivery {
             statuses,
-            sender: Sender::new(http, Arc::new(renderer)),
+            sender: Sender::new(http, renderer),
             targets,
         })
     }
@@ -335,8 +411,8 @@ pub async fn poll_until(
         }
     }
     report.invoices_seen = state.diffed;
-    crate::metrics::rows_unchanged(report.rows_unchanged);
-    report_skips(&report.skipped);
+    crate::metrics::rows_unchanged(app.store.merchant(), report.rows_unchanged);
+    report_skips(app.store.merchant(), &report.skipped);
     if report.is_complete() {
         app.store.record_successful_poll(now.timestamp())?;
         // Pruning walks every snapshot: once an hour is plenty for a
@@ -394,6 +470,7 @@ async fn scan_part(
         statuses: &app.statuses,
         baseline: part.silent,
         generation: app.store.generation(),
+        merchant: app.store.merchant(),
     };
     let known = Arc::new(app.store.known_rows_on(day_number(now))?);
     let mut scan = app
@@ -868,7 +945,7 @@ fn observe(
     }
     if let Some(event) = &detection.event {
         report.events += 1;
-        crate::metrics::event(event.kind);
+        crate::metrics::event(event.merchant.as_str(), event.kind);
         let mut routed = Vec::new();
         let mut personal_data = false;
         for target in app.targets.iter().filter(|t| t.wants(event)) {
@@ -907,9 +984,9 @@ fn same_skip(a: &Skip, b: &Skip) -> bool {
 
 /// Logs each skip once and counts it by reason. The log names the order,
 /// the invoice and the JSON path, never the value (it may be personal data).
-fn report_skips(skipped: &[Skip]) {
+fn report_skips(merchant: &str, skipped: &[Skip]) {
     for s in skipped {
-        crate::metrics::skipped(s.reason.label());
+        crate::metrics::skipped(merchant, s.reason.label());
         tracing::warn!(
             order_id = s.order_id,
             invoice_id = s.invoice_id.as_deref().unwrap_or("-"),

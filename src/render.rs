@@ -70,6 +70,9 @@ pub struct Renderer {
     slack: Handlebars<'static>,
     json: Handlebars<'static>,
     statuses: Arc<StatusTable>,
+    /// Merchant name → display name, when the process serves more than one
+    /// (then `labels.merchant` is set and `labels.header` names it).
+    merchants: std::collections::HashMap<String, String>,
 }
 
 impl Renderer {
@@ -79,6 +82,7 @@ impl Renderer {
             slack: registry(slack_escape, &statuses),
             json: registry(json_escape, &statuses),
             statuses,
+            merchants: Default::default(),
         };
         for (name, source) in BUILTIN {
             r.register(name, source)?;
@@ -95,6 +99,15 @@ impl Renderer {
             }
         }
         Ok(r)
+    }
+
+    /// Names merchants in messages (only when there is more than one):
+    /// `(name, display name)`.
+    pub fn name_merchants<'a>(&mut self, names: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        self.merchants = names
+            .into_iter()
+            .map(|(n, d)| (n.to_owned(), d.to_owned()))
+            .collect();
     }
 
     fn register(&mut self, name: &str, source: &str) -> Result<(), RenderError> {
@@ -189,11 +202,17 @@ impl Renderer {
             .parse()
             .unwrap_or(crate::status::Category::Unknown);
         let field = |k: &str, e: &str| if ko { k.to_owned() } else { e.to_owned() };
+        let merchant = self.merchants.get(&event.merchant);
+        let header = match merchant {
+            Some(m) => format!("{emoji} [{m}] {order} {summary}"),
+            None => format!("{emoji} {order} {summary}"),
+        };
         json!({
             "type": if ko { type_label(event.kind) } else { type_label_en(event.kind) },
             "summary": summary,
             "emoji": emoji,
-            "header": format!("{emoji} {order} {summary}"),
+            "merchant": merchant,
+            "header": header,
             "status": if ko || status.label_en.is_empty() { &status.label } else { &status.label_en },
             "status_emoji": status.emoji,
             "color": category.color(),

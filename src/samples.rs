@@ -123,6 +123,7 @@ pub fn event(kind: EventType, statuses: &StatusTable, now: DateTime<Utc>) -> Eve
         statuses,
         baseline: false,
         generation: "g5a3f1e",
+        merchant: crate::merchant::DEFAULT,
     };
     diff(
         Prior::from_store(previous.as_ref(), None),

@@ -397,6 +397,20 @@ pub struct Store {
     /// Held by a commit, so that a generation is never dropped under one.
     commit_lock: Mutex<()>,
     history: crate::history::History,
+    /// Whose keyspace this is, and the prefix of its tree names.
+    merchant: String,
+    ns: String,
+}
+
+/// The prefix of a merchant's tree names: none for
+/// [`crate::merchant::DEFAULT`] (the keyspace of every store from before
+/// merchants), `m/<name>/` for any other. Merchant names have no `/`.
+fn keyspace(merchant: &str) -> String {
+    if merchant == crate::merchant::DEFAULT {
+        String::new()
+    } else {
+        format!("m/{merchant}/")
+    }
 }
 
 impl Store {
@@ -414,6 +428,22 @@ impl Store {
         min_free_mb: u64,
         targets: &[&str],
     ) -> Result<Store, StoreError> {
+        let mut stores =
+            Store::open_many(path, cache_mb, min_free_mb, &[(crate::merchant::DEFAULT, targets)])?;
+        Ok(stores.remove(0))
+    }
+
+    /// Opens the store at `path` once and each merchant's keyspace in it,
+    /// with trees for its targets: `(merchant, targets)`, in that order.
+    /// Every keyspace gets its own generation, never the same as another's
+    /// in this process, so event ids stay unique although upstream invoice
+    /// ids repeat across merchants.
+    pub fn open_many(
+        path: &Path,
+        cache_mb: u64,
+        min_free_mb: u64,
+        merchants: &[(&str, &[&str])],
+    ) -> Result<Vec<Store>, StoreError> {
         let open_err = |source| StoreError::Open {
             path: path.to_owned(),
             source,
@@ -426,13 +456,48 @@ impl Store {
         room(path, min_free)?;
         let db = open_db(path, cache_mb).map_err(open_err)?;
         private_files(path).map_err(|e| open_err(e.into()))?;
-        let meta = db.open_tree("meta")?;
+        let mut generations = std::collections::HashSet::new();
+        let mut stores = Vec::with_capacity(merchants.len());
+        for &(merchant, targets) in merchants {
+            let store = Store::open_keyspace(
+                &db,
+                path,
+                min_free,
+                merchant,
+                targets,
+                &mut generations,
+            )?;
+            stores.push(store);
+        }
+        Ok(stores)
+    }
+
+    /// One merchant's keyspace: [`crate::merchant::DEFAULT`]'s trees have
+    /// the original names (a store from before merchants is its keyspace),
+    /// another's are prefixed with `m/<name>/`.
+    fn open_keyspace(
+        db: &sled::Db,
+        path: &Path,
+        min_free: u64,
+        merchant: &str,
+        targets: &[&str],
+        taken: &mut std::collections::HashSet<String>,
+    ) -> Result<Store, StoreError> {
+        let ns = keyspace(merchant);
+        let db = db.clone();
+        let meta = db.open_tree(format!("{ns}meta"))?;
+        if meta.get(META_SCHEMA)?.is_none() && !ns.is_empty() {
+            tracing::info!(
+                merchant,
+                "a new merchant: its first poll is a silent baseline"
+            );
+        }
         // A store from before the history (schema 2 without its trees).
         let history_is_new = meta.get(META_SCHEMA)?.is_some()
             && !db
                 .tree_names()
                 .iter()
-                .any(|n| n.as_ref() == b"history/events");
+                .any(|n| n.as_ref() == format!("{ns}history/events").as_bytes());
         match meta.get(META_SCHEMA)? {
             Some(v) => {
                 let found =
@@ -484,28 +549,35 @@ impl Store {
                 "the event history (the console's timelines) starts now: events detected before this run have no timeline"
             );
         }
-        let generation = format!("g{:08x}", fastrand::u32(..));
+        let generation = loop {
+            let g = format!("g{:08x}", fastrand::u32(..));
+            if taken.insert(g.clone()) {
+                break g;
+            }
+        };
         meta.insert(META_GENERATION, generation.as_bytes())?;
         let mut outboxes = BTreeMap::new();
         let mut dead = BTreeMap::new();
         for &t in targets {
-            outboxes.insert(t.to_owned(), db.open_tree(format!("outbox/{t}"))?);
-            dead.insert(t.to_owned(), db.open_tree(format!("dead/{t}"))?);
+            outboxes.insert(t.to_owned(), db.open_tree(format!("{ns}outbox/{t}"))?);
+            dead.insert(t.to_owned(), db.open_tree(format!("{ns}dead/{t}"))?);
         }
-        let generations = Generations::open(&db, &meta, targets)?;
+        let generations = Generations::open(&db, &ns, &meta, targets)?;
         let store = Store {
             path: path.to_owned(),
             min_free,
-            snapshots: db.open_tree("snapshots")?,
-            tombstones: db.open_tree("tombstones")?,
-            rows: db.open_tree("rows")?,
+            snapshots: db.open_tree(format!("{ns}snapshots"))?,
+            tombstones: db.open_tree(format!("{ns}tombstones"))?,
+            rows: db.open_tree(format!("{ns}rows"))?,
             meta,
             generation,
             outboxes,
             dead,
             generations,
             commit_lock: Mutex::new(()),
-            history: crate::history::History::open(&db)?,
+            history: crate::history::History::open(&db, &ns)?,
+            merchant: merchant.to_owned(),
+            ns,
             db,
         };
         // Generations a crash left fully delivered.
@@ -538,6 +610,11 @@ impl Store {
     /// Keeps the event history or not (`store.history_days = 0`).
     pub fn keep_history(&mut self, on: bool) {
         self.history.set_enabled(on);
+    }
+
+    /// The merchant whose keyspace this is.
+    pub fn merchant(&self) -> &str {
+        &self.merchant
     }
 
     /// This run's generation: the first part of every event id it detects.
@@ -912,7 +989,12 @@ impl Store {
     /// delivered; the operator should know.
     pub fn orphaned_outboxes(&self) -> Result<Vec<(String, usize)>, StoreError> {
         let mut orphans: BTreeMap<String, usize> = BTreeMap::new();
-        for name in self.db.tree_names() {
+        for full in self.db.tree_names() {
+            // Another merchant's trees (for the default keyspace, every
+            // name under `m/`) are not this keyspace's.
+            let Some(name) = full.strip_prefix(self.ns.as_bytes()) else {
+                continue;
+            };
             // A configured target's trees are never opened here: one of its
             // generations could be dropped meanwhile.
             let (target, pending) = match crate::delivery::generations::parse_tree_name(&name) {
@@ -923,7 +1005,7 @@ impl Store {
                     .and_then(|n| n.strip_prefix("outbox/"))
                 {
                     Some(target) if self.outboxes.contains_key(target) => continue,
-                    Some(target) => (target, self.db.open_tree(&name)?.len()),
+                    Some(target) => (target, self.db.open_tree(&full)?.len()),
                     None => continue,
                 },
             };

@@ -251,7 +251,7 @@ fn apply(
                 at: now,
             }));
             round.delivered += entries.len() as u64;
-            crate::metrics::delivery(&target.name, "delivered", entries.len() as u64);
+            crate::metrics::delivery(queue.merchant(), &target.name, "delivered", entries.len() as u64);
             if state.failing_since.is_some() || state.gone {
                 tracing::info!(target = %target.name, "the target accepts deliveries again");
             }
@@ -285,7 +285,7 @@ fn apply(
                             },
                         }])?;
                         round.retried += 1;
-                        crate::metrics::delivery(&target.name, "retried", 1);
+                        crate::metrics::delivery(queue.merchant(), &target.name, "retried", 1);
                     }
                     None => {
                         let exhausted = DeliveryError {
@@ -309,7 +309,7 @@ fn apply(
                         }])?;
                         queue.dead_letter(*seq, exhausted)?;
                         round.dead += 1;
-                        crate::metrics::delivery(&target.name, "dead", 1);
+                        crate::metrics::delivery(queue.merchant(), &target.name, "dead", 1);
                     }
                 }
             }
@@ -326,7 +326,7 @@ fn apply(
                 queue.dead_letter(*seq, error.clone())?;
             }
             round.dead += entries.len() as u64;
-            crate::metrics::delivery(&target.name, "dead", entries.len() as u64);
+            crate::metrics::delivery(queue.merchant(), &target.name, "dead", entries.len() as u64);
             if gone {
                 if !state.gone {
                     tracing::error!(target = %target.name, reason = %error, "the receiver says this target is gone; its events go to dead letters until it is fixed");
@@ -351,6 +351,7 @@ pub fn record_metrics(store: &Store, target: &str) -> Result<(u64, u64), StoreEr
     let oldest = queue.oldest_enqueued_at()?;
     let state = queue.state()?;
     crate::metrics::outbox(
+        store.merchant(),
         target,
         pending,
         dead,

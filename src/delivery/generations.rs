@@ -160,6 +160,8 @@ fn read_marks(target: &str, g: u64, bytes: &[u8]) -> Marks {
 /// The generation trees of every configured target.
 pub struct Generations {
     db: sled::Db,
+    /// The merchant's prefix of every tree name (see [`crate::store`]).
+    ns: String,
     meta: Tree,
     trees: RwLock<BTreeMap<String, BTreeMap<u64, Tree>>>,
     /// Per (target, generation): every entry below this sequence number is
@@ -190,8 +192,17 @@ pub struct Generation<'v> {
 impl Generations {
     /// Finds the generation trees of `targets` and removes marks whose tree
     /// is gone (a crash between a drop and the removal of its marks).
-    pub fn open(db: &sled::Db, meta: &Tree, targets: &[&str]) -> Result<Generations, StoreError> {
-        let names: Vec<IVec> = db.tree_names();
+    pub fn open(
+        db: &sled::Db,
+        ns: &str,
+        meta: &Tree,
+        targets: &[&str],
+    ) -> Result<Generations, StoreError> {
+        let names: Vec<IVec> = db
+            .tree_names()
+            .into_iter()
+            .filter_map(|n| n.strip_prefix(ns.as_bytes()).map(IVec::from))
+            .collect();
         let mut trees: BTreeMap<String, BTreeMap<u64, Tree>> = targets
             .iter()
             .map(|t| ((*t).to_owned(), BTreeMap::new()))
@@ -200,7 +211,7 @@ impl Generations {
             if let Some((target, g)) = parse_tree_name(name)
                 && let Some(gens) = trees.get_mut(target)
             {
-                gens.insert(g, db.open_tree(name)?);
+                gens.insert(g, db.open_tree([ns.as_bytes(), name].concat())?);
             }
         }
         for item in meta.scan_prefix("marks/") {
@@ -215,11 +226,17 @@ impl Generations {
         }
         Ok(Generations {
             db: db.clone(),
+            ns: ns.to_owned(),
             meta: meta.clone(),
             trees: RwLock::new(trees),
             starts: Mutex::default(),
             postponed: Mutex::default(),
         })
+    }
+
+    /// The name of `target`'s generation `g` tree in this keyspace.
+    fn tree_name(&self, target: &str, g: u64) -> String {
+        format!("{}{}", self.ns, tree_name(target, g))
     }
 
     /// Where `target`'s generation `g` has its first entry not marked (or,
@@ -281,7 +298,7 @@ impl Generations {
         }
         let mut trees = self.trees.write().unwrap_or_else(|e| e.into_inner());
         for &&(target, g) in &missing {
-            let tree = self.db.open_tree(tree_name(target, g))?;
+            let tree = self.db.open_tree(self.tree_name(target, g))?;
             trees.entry(target.to_owned()).or_default().insert(g, tree);
         }
         Ok(())
@@ -337,7 +354,7 @@ impl Generations {
             if let Some(tree) = trees.get_mut(target).and_then(|gens| gens.remove(&g)) {
                 drop(tree);
                 self.starts().remove(&(target.to_owned(), g));
-                self.db.drop_tree(tree_name(target, g))?;
+                self.db.drop_tree(self.tree_name(target, g))?;
                 self.meta.remove(marks_key(target, g))?;
                 tracing::debug!(
                     target,
@@ -352,7 +369,7 @@ impl Generations {
     /// Entries left in a generation tree of a target that is not configured
     /// (for the orphan report): its entries not marked.
     pub fn unmarked_len(&self, target: &str, g: u64) -> Result<usize, StoreError> {
-        let tree = self.db.open_tree(tree_name(target, g))?;
+        let tree = self.db.open_tree(self.tree_name(target, g))?;
         let marks = self.marks(target, g)?;
         Ok(Generation {
             g,

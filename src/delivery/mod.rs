@@ -38,7 +38,7 @@ use queue::{DeliveryError, ErrorKind, OutboxEntry};
 pub use targets::{EncodeError, Outcome, Target, TargetConfig, TargetKind};
 
 /// `[delivery]`: the retry policy every target starts from, and self-alerts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfig {
     /// The waits after the first attempt; when they run out, a dead letter.

@@ -220,6 +220,11 @@ impl Store {
 }
 
 impl Queue<'_> {
+    /// The merchant whose outbox this is.
+    pub fn merchant(&self) -> &str {
+        self.store.merchant()
+    }
+
     pub fn name(&self) -> &str {
         self.name
     }

@@ -79,6 +79,11 @@ struct Inner {
     retry: RetryPolicy,
     page_size: u32,
     concurrency: usize,
+    /// Whose key this is (the `merchant` label of the upstream metrics).
+    merchant: String,
+    /// The process-wide cap on requests in flight to the API, shared by
+    /// every merchant's client.
+    upstream: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl fmt::Debug for PoomgoClient {
@@ -125,8 +130,20 @@ impl PoomgoClient {
                 ),
                 page_size: config.page_size.clamp(1, super::MAX_PAGE_SIZE),
                 concurrency: config.concurrency.max(1),
+                merchant: crate::merchant::DEFAULT.to_owned(),
+                upstream: None,
             }),
         })
+    }
+
+    /// The same client for `merchant`, its requests counted against
+    /// `upstream`, the process-wide cap (call before cloning it).
+    pub fn for_merchant(mut self, merchant: &str, upstream: Arc<tokio::sync::Semaphore>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.merchant = merchant.to_owned();
+            inner.upstream = Some(upstream);
+        }
+        self
     }
 
     pub fn page_size(&self) -> u32 {
@@ -189,11 +206,11 @@ impl PoomgoClient {
                     status,
                 }) => {
                     if retry_after.is_some() || status == Some(429) {
-                        crate::metrics::upstream_throttled();
+                        crate::metrics::upstream_throttled(&self.inner.merchant);
                     }
                     match self.inner.retry.wait_after(attempt, retry_after) {
                         Some(wait) => {
-                            crate::metrics::upstream_retry();
+                            crate::metrics::upstream_retry(&self.inner.merchant);
                             tracing::warn!(page, attempt, wait_ms = wait.as_millis() as u64, %reason, "Poomgo page failed; retrying");
                             tokio::time::sleep(wait).await;
                         }
@@ -233,6 +250,11 @@ impl PoomgoClient {
                 })
             })?;
         key.set_sensitive(true);
+        // Held to the end of the attempt; the semaphore is never closed.
+        let _permit = match &self.inner.upstream {
+            Some(cap) => cap.acquire().await.ok(),
+            None => None,
+        };
         let response = self
             .inner
             .http

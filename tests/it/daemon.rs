@@ -864,12 +864,12 @@ async fn in_process(
         (n == "POOMGO_API_KEY").then(|| API_KEY.to_owned())
     })
     .unwrap();
-    let app = poomgo_notifier::poll::App::new(config).unwrap();
-    let listener = Daemon::bind(&app.config).await.unwrap().unwrap();
+    let apps = poomgo_notifier::poll::App::open_all(config).unwrap();
+    let listener = Daemon::bind(&apps[0].config).await.unwrap().unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = poomgo_notifier::shutdown::Shutdown::new();
     let task = tokio::spawn(run(Daemon {
-        app,
+        apps,
         listener: Some(listener),
         shutdown: shutdown.clone(),
         metrics: poomgo_notifier::metrics::install().unwrap(),

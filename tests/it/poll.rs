@@ -120,6 +120,7 @@ async fn baseline_is_silent_then_each_change_reaches_the_targets_that_want_it() 
     let expected = json!({
         "id": id,
         "type": "invoice.status_changed",
+        "merchant": "default",
         "detectedAt": now.to_rfc3339_opts(SecondsFormat::Secs, true),
         "order": order_json,
         "orders": [order_json],

@@ -98,6 +98,7 @@ fn ctx<'a>(statuses: &'a StatusTable, step: usize, baseline: bool) -> DiffContex
         statuses,
         baseline,
         generation: "g1",
+        merchant: "default",
     }
 }
 

@@ -34,10 +34,14 @@ use webhook::signature::SigningKey;
 
 /// One `[[targets]]` table. Keys that only some kinds use are checked by
 /// that kind's `validate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
     pub name: String,
+    /// A top-level target with several merchants: whose events it receives
+    /// (every merchant's when absent). Not allowed in `[[merchants.targets]]`.
+    #[serde(default)]
+    pub merchants: Option<Vec<String>>,
     pub kind: TargetKind,
     #[serde(deserialize_with = "crate::config::secret")]
     pub url: SecretString,
