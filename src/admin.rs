@@ -87,7 +87,10 @@ tokio::task_local! {
 }
 
 impl Admin {
-    pub fn new(apps: Vec<Arc<App>>, upstream: Arc<dyn Fn(&str) -> Upstream + Send + Sync>) -> Admin {
+    pub fn new(
+        apps: Vec<Arc<App>>,
+        upstream: Arc<dyn Fn(&str) -> Upstream + Send + Sync>,
+    ) -> Admin {
         let access = Arc::new(Access::new(&apps[0].config.admin));
         Admin {
             apps: Arc::new(apps),
@@ -725,7 +728,10 @@ pub fn router(admin: Admin, monitors: Router) -> Router {
         .route("/api/dead-letters/{id}", get(dead_letter))
         .route("/api/dead-letters/{id}/replay", post(replay));
     api.merge(crate::console::routes())
-        .layer(middleware::from_fn_with_state(admin.clone(), select_merchant))
+        .layer(middleware::from_fn_with_state(
+            admin.clone(),
+            select_merchant,
+        ))
         .with_state(admin)
         .merge(monitors)
         .layer(middleware::from_fn_with_state(access, guard))
@@ -855,7 +861,12 @@ pub fn search_merchants(
             continue;
         }
         let left = SEARCH_TIMELINES.saturating_sub(out.len());
-        out.extend(inspect::search(&app.store, app.sender.renderer(), query, left)?);
+        out.extend(inspect::search(
+            &app.store,
+            app.sender.renderer(),
+            query,
+            left,
+        )?);
     }
     Ok(out)
 }
@@ -898,12 +909,20 @@ fn limited<T>(list: Result<Vec<T>, OpError>, limit: Option<usize>) -> Result<Vec
 }
 
 async fn outbox(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    let list = operate::outbox(&admin.app().store, &admin.app().targets, f.target.as_deref());
+    let list = operate::outbox(
+        &admin.app().store,
+        &admin.app().targets,
+        f.target.as_deref(),
+    );
     answer(limited(list, f.limit))
 }
 
 async fn dead_letters(State(admin): State<Admin>, Query(f): Query<Filter>) -> Response {
-    let list = operate::dead_letters(&admin.app().store, &admin.app().targets, f.target.as_deref());
+    let list = operate::dead_letters(
+        &admin.app().store,
+        &admin.app().targets,
+        f.target.as_deref(),
+    );
     answer(limited(list, f.limit))
 }
 

@@ -590,11 +590,15 @@ impl Config {
         }
         let mut names = HashSet::new();
         for (i, m) in self.merchants.iter().enumerate() {
-            crate::merchant::check_name(&m.name).map_err(|e| (format!("merchants[{i}].name"), e))?;
+            crate::merchant::check_name(&m.name)
+                .map_err(|e| (format!("merchants[{i}].name"), e))?;
             if !names.insert(m.name.as_str()) {
                 return bad(
                     &format!("merchants[{i}].name"),
-                    format!("`{}` is used by two merchants: names must be unique", m.name),
+                    format!(
+                        "`{}` is used by two merchants: names must be unique",
+                        m.name
+                    ),
                 );
             }
             for (j, t) in m.targets.iter().enumerate() {

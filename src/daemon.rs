@@ -264,7 +264,8 @@ pub async fn run(daemon: Daemon) -> anyhow::Result<()> {
     let mut stopping = shutdown.clone();
     let fatal = tokio::select! {
         _ = stopping.wait() => None,
-        reason = fatal_rx.recv() => reason,
+        // No sender is left with several merchants: then only a signal stops.
+        Some(reason) = fatal_rx.recv() => Some(reason),
     };
     tracing::info!(
         grace_secs = config.shutdown_grace.as_secs_f64(),
@@ -671,7 +672,10 @@ async fn healthz(State(s): State<AdminState>) -> impl IntoResponse {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "unhealthy",
-            Some(format!("every merchant is unhealthy: {}", broken.join(", "))),
+            Some(format!(
+                "every merchant is unhealthy: {}",
+                broken.join(", ")
+            )),
         )
     };
     (

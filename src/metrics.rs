@@ -122,7 +122,8 @@ pub fn skipped(merchant: &str, reason: &'static str) {
 }
 
 pub fn event(merchant: &str, kind: crate::event::EventType) {
-    counter!("poomgo_events_total", "merchant" => merchant.to_owned(), "kind" => kind.as_str()).increment(1);
+    counter!("poomgo_events_total", "merchant" => merchant.to_owned(), "kind" => kind.as_str())
+        .increment(1);
 }
 
 /// `invoices_tracked` is known after a complete poll; otherwise the gauge keeps its value.

@@ -121,7 +121,9 @@ impl App {
             let client = PoomgoClient::new(&config.poomgo, http.clone())?
                 .for_merchant(&config.merchant.name, upstream.clone());
             let Delivery {
-                statuses, sender, targets,
+                statuses,
+                sender,
+                targets,
             } = Delivery::sharing(&config, http, statuses.clone(), renderer.clone())?;
             parts.push((config, client, statuses, sender, targets));
         }
@@ -134,8 +136,10 @@ impl App {
                 )
             })
             .collect();
-        let keyspaces: Vec<(&str, &[&str])> =
-            names.iter().map(|(m, t)| (m.as_str(), t.as_slice())).collect();
+        let keyspaces: Vec<(&str, &[&str])> = names
+            .iter()
+            .map(|(m, t)| (m.as_str(), t.as_slice()))
+            .collect();
         let stores = Store::open_many(
             &file.store_path(),
             file.store.cache_mb,
@@ -145,7 +149,8 @@ impl App {
         drop(keyspaces);
         drop(names);
         let mut apps = Vec::with_capacity(parts.len());
-        for ((config, client, statuses, sender, targets), mut store) in parts.into_iter().zip(stores)
+        for ((config, client, statuses, sender, targets), mut store) in
+            parts.into_iter().zip(stores)
         {
             store.keep_history(config.store.history_days > 0);
             for (target, pending) in store.orphaned_outboxes()? {

@@ -428,8 +428,12 @@ impl Store {
         min_free_mb: u64,
         targets: &[&str],
     ) -> Result<Store, StoreError> {
-        let mut stores =
-            Store::open_many(path, cache_mb, min_free_mb, &[(crate::merchant::DEFAULT, targets)])?;
+        let mut stores = Store::open_many(
+            path,
+            cache_mb,
+            min_free_mb,
+            &[(crate::merchant::DEFAULT, targets)],
+        )?;
         Ok(stores.remove(0))
     }
 
@@ -459,14 +463,8 @@ impl Store {
         let mut generations = std::collections::HashSet::new();
         let mut stores = Vec::with_capacity(merchants.len());
         for &(merchant, targets) in merchants {
-            let store = Store::open_keyspace(
-                &db,
-                path,
-                min_free,
-                merchant,
-                targets,
-                &mut generations,
-            )?;
+            let store =
+                Store::open_keyspace(&db, path, min_free, merchant, targets, &mut generations)?;
             stores.push(store);
         }
         Ok(stores)
@@ -997,10 +995,10 @@ impl Store {
             };
             // A configured target's trees are never opened here: one of its
             // generations could be dropped meanwhile.
-            let (target, pending) = match crate::delivery::generations::parse_tree_name(&name) {
+            let (target, pending) = match crate::delivery::generations::parse_tree_name(name) {
                 Some((target, _)) if self.outboxes.contains_key(target) => continue,
                 Some((target, g)) => (target, self.generations.unmarked_len(target, g)?),
-                None => match std::str::from_utf8(&name)
+                None => match std::str::from_utf8(name)
                     .ok()
                     .and_then(|n| n.strip_prefix("outbox/"))
                 {

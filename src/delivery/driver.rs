@@ -251,7 +251,12 @@ fn apply(
                 at: now,
             }));
             round.delivered += entries.len() as u64;
-            crate::metrics::delivery(queue.merchant(), &target.name, "delivered", entries.len() as u64);
+            crate::metrics::delivery(
+                queue.merchant(),
+                &target.name,
+                "delivered",
+                entries.len() as u64,
+            );
             if state.failing_since.is_some() || state.gone {
                 tracing::info!(target = %target.name, "the target accepts deliveries again");
             }

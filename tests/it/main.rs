@@ -10,6 +10,7 @@ mod delivery;
 mod faults;
 mod hardening;
 mod known_rows;
+mod merchants;
 mod messages;
 mod plan;
 mod poll;
