@@ -57,8 +57,22 @@ pub async fn sim(listen: SocketAddr, options: SimOptions) -> anyhow::Result<()> 
 
 /// `poomgo-notifier scan`: walk the poll window once and print what the API
 /// returned (no store, no delivery): for trying a key, and for benchmarks.
-pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+pub async fn scan(config_path: &Path, merchant: Option<&str>) -> anyhow::Result<()> {
+    let file = Config::load(config_path)?;
+    let configs = merchants_of(&file, merchant)?;
+    let several = configs.len() > 1;
+    for config in &configs {
+        let prefix = if several {
+            format!("{}: ", config.merchant.name)
+        } else {
+            String::new()
+        };
+        scan_one(config, &prefix).await?;
+    }
+    Ok(())
+}
+
+async fn scan_one(config: &Config, prefix: &str) -> anyhow::Result<()> {
     let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
     let client = PoomgoClient::new(&config.poomgo, http)?;
     let started = Instant::now();
@@ -77,7 +91,7 @@ pub async fn scan(config_path: &Path) -> anyhow::Result<()> {
     }
     let s = scan.stats();
     println!(
-        "scan: {} pages, {} rows, {} invoices, {} skipped for odd values, {} short pages, total {} in {:.2}s",
+        "{prefix}scan: {} pages, {} rows, {} invoices, {} skipped for odd values, {} short pages, total {} in {:.2}s",
         s.pages,
         s.rows,
         invoices.len(),
@@ -104,27 +118,53 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
     if configuration { 2 } else { 1 }
 }
 
-/// `poomgo-notifier poll`: one poll, commit, deliver, exit.
-pub async fn poll(config_path: &Path, options: crate::poll::PollOptions) -> anyhow::Result<()> {
-    let app = crate::poll::App::load(config_path)?;
-    let report = crate::poll::poll(&app, options, chrono::Utc::now()).await?;
-    let delivery = crate::poll::deliver_all(&app).await?;
-    println!("{}", summary(&report, &delivery));
-    if let Some(e) = report.failure() {
-        if report.needs_operator() {
-            return Err(NeedsOperator(e).into());
+/// `poomgo-notifier poll`: one poll of each merchant (or of the one
+/// `--merchant` names), commit, deliver, exit. With several merchants each
+/// summary line starts with its name, and every merchant is polled even
+/// when another fails; the exit code is 2 only when the one merchant polled
+/// has its key rejected.
+pub async fn poll(
+    config_path: &Path,
+    merchant: Option<&str>,
+    options: crate::poll::PollOptions,
+) -> anyhow::Result<()> {
+    let file = Config::load(config_path)?;
+    let file = match merchant {
+        Some(name) => file.merchant_named(name)?,
+        None => file,
+    };
+    let apps = crate::poll::App::open_all(file)?;
+    let several = apps.len() > 1;
+    let mut failures = Vec::new();
+    let mut needs_operator = false;
+    for app in &apps {
+        let name = &app.config.merchant.name;
+        let report = crate::poll::poll(app, options, chrono::Utc::now()).await?;
+        let delivery = crate::poll::deliver_all(app).await?;
+        let prefix = if several {
+            format!("{name}: ")
+        } else {
+            String::new()
+        };
+        println!("{prefix}{}", summary(&report, &delivery));
+        if let Some(e) = report.failure() {
+            needs_operator |= report.needs_operator();
+            failures.push(format!("{prefix}{e}"));
         }
-        anyhow::bail!(e);
+        if !delivery.failures.is_empty() {
+            let each: Vec<String> = delivery
+                .failures
+                .iter()
+                .map(|(t, r)| format!("target `{t}`: {r}"))
+                .collect();
+            failures.push(format!("{prefix}delivery failed: {}", each.join("; ")));
+        }
     }
-    if !delivery.failures.is_empty() {
-        let each: Vec<String> = delivery
-            .failures
-            .iter()
-            .map(|(t, r)| format!("target `{t}`: {r}"))
-            .collect();
-        anyhow::bail!("delivery failed: {}", each.join("; "));
+    match failures.len() {
+        0 => Ok(()),
+        1 if needs_operator && apps.len() == 1 => Err(NeedsOperator(failures.remove(0)).into()),
+        _ => anyhow::bail!(failures.join("; ")),
     }
-    Ok(())
 }
 
 /// The one-line summary of a poll.
@@ -161,7 +201,12 @@ pub fn summary(report: &crate::poll::PollReport, delivery: &crate::poll::Deliver
 /// render it for every target against a sample event of every change kind
 /// (strict mode), and with `online` ask the Poomgo API for one row. Prints a
 /// line per check; fails when any did.
-pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow::Result<()> {
+pub async fn check(
+    config_path: &Path,
+    merchant: Option<&str>,
+    online: bool,
+    send_test: bool,
+) -> anyhow::Result<()> {
     let mut failed = 0;
     let mut report = |ok: bool, line: String| {
         println!("{} {line}", if ok { "ok  " } else { "FAIL" });
@@ -169,7 +214,7 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
             failed += 1;
         }
     };
-    let config = match Config::load(config_path) {
+    let file = match Config::load(config_path) {
         Ok(c) => c,
         Err(e) => {
             report(false, format!("config: {e}"));
@@ -182,126 +227,148 @@ pub async fn check(config_path: &Path, online: bool, send_test: bool) -> anyhow:
             "warn `{key}`: a secret is written in the config file itself; put it in an environment variable and write `${{VAR}}` here (the file then holds no secret)"
         );
     }
-    report(
-        true,
-        format!(
-            "config {}: {} target(s), schedule `{}` in {}",
-            config_path.display(),
-            config.targets.len(),
-            config.schedule.cron,
-            config.schedule.timezone
-        ),
-    );
-    let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
-    let delivery = match crate::poll::Delivery::new(&config, http.clone()) {
-        Ok(d) => d,
-        Err(e) => {
-            report(false, format!("templates: {e:#}"));
-            anyhow::bail!("1 check failed");
-        }
-    };
-    let now = chrono::Utc::now();
-    let samples = crate::samples::all(&delivery.statuses, now);
-    let renderer = delivery.sender.renderer();
-    for name in renderer.names() {
-        if name.ends_with("/digest") {
-            let digest = crate::delivery::digest::Digest::sample(&samples);
-            let context = digest.context_for(renderer, &samples, crate::render::Lang::Ko);
-            match renderer.render_value(&name, &context) {
-                Ok(_) => report(
-                    true,
-                    format!("template {name}: renders a digest of every change kind"),
-                ),
-                Err(e) => report(false, e.to_string()),
-            }
-            continue;
-        }
-        let errors: Vec<String> = samples
-            .iter()
-            .filter_map(|e| {
-                renderer
-                    .render(&name, e, crate::render::Lang::Ko)
-                    .err()
-                    .map(|err| format!("{} ({})", err, e.kind))
-            })
-            .collect();
-        match errors.first() {
-            None => report(true, format!("template {name}: renders every change kind")),
-            Some(first) => report(false, first.clone()),
-        }
-    }
-    for target in &delivery.targets {
-        let errors: Vec<String> = samples
-            .iter()
-            .filter(|e| target.wants(e))
-            .filter_map(|e| {
-                let entry = target.entry_for(e, now.timestamp_millis());
-                delivery
-                    .sender
-                    .request(target, &[&entry], None, now.timestamp())
-                    .err()
-                    .map(|err| format!("{err} ({})", e.kind))
-            })
-            .collect();
-        match errors.first() {
-            None => report(
-                true,
-                format!(
-                    "target {} ({}): a body for every kind it receives",
-                    target.name, target.kind
-                ),
+    let configs = merchants_of(&file, merchant)?;
+    if file.merchants.len() > 1 {
+        report(
+            true,
+            format!(
+                "config {}: {} merchants ({})",
+                config_path.display(),
+                file.merchants.len(),
+                configs
+                    .iter()
+                    .map(|c| c.merchant.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            Some(first) => report(false, format!("target {}: {first}", target.name)),
-        }
+        );
     }
-    if online {
-        for target in &delivery.targets {
-            match target.health_check(&http).await {
-                Ok(found) => report(
-                    true,
-                    format!("target {} ({}): {found}", target.name, target.kind),
-                ),
-                Err(why) => report(
-                    false,
-                    format!("target {} ({}): {why}", target.name, target.kind),
-                ),
+    for config in configs {
+        if file.merchants.len() > 1 {
+            println!("# merchant {}", config.merchant.name);
+        }
+        report(
+            true,
+            format!(
+                "config {}: {} target(s), schedule `{}` in {}",
+                config_path.display(),
+                config.targets.len(),
+                config.schedule.cron,
+                config.schedule.timezone
+            ),
+        );
+        let http =
+            crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
+        let delivery = match crate::poll::Delivery::new(&config, http.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                report(false, format!("templates: {e:#}"));
+                anyhow::bail!("1 check failed");
+            }
+        };
+        let now = chrono::Utc::now();
+        let samples = crate::samples::all(&delivery.statuses, now);
+        let renderer = delivery.sender.renderer();
+        for name in renderer.names() {
+            if name.ends_with("/digest") {
+                let digest = crate::delivery::digest::Digest::sample(&samples);
+                let context = digest.context_for(renderer, &samples, crate::render::Lang::Ko);
+                match renderer.render_value(&name, &context) {
+                    Ok(_) => report(
+                        true,
+                        format!("template {name}: renders a digest of every change kind"),
+                    ),
+                    Err(e) => report(false, e.to_string()),
+                }
+                continue;
+            }
+            let errors: Vec<String> = samples
+                .iter()
+                .filter_map(|e| {
+                    renderer
+                        .render(&name, e, crate::render::Lang::Ko)
+                        .err()
+                        .map(|err| format!("{} ({})", err, e.kind))
+                })
+                .collect();
+            match errors.first() {
+                None => report(true, format!("template {name}: renders every change kind")),
+                Some(first) => report(false, first.clone()),
             }
         }
-    }
-    if send_test {
         for target in &delivery.targets {
-            let request = target.test_request(now);
-            let id = request.webhook_id.clone();
-            match delivery.sender.post(target, request, Vec::new).await {
-                crate::delivery::Outcome::Delivered => report(
+            let errors: Vec<String> = samples
+                .iter()
+                .filter(|e| target.wants(e))
+                .filter_map(|e| {
+                    let entry = target.entry_for(e, now.timestamp_millis());
+                    delivery
+                        .sender
+                        .request(target, &[&entry], None, now.timestamp())
+                        .err()
+                        .map(|err| format!("{err} ({})", e.kind))
+                })
+                .collect();
+            match errors.first() {
+                None => report(
                     true,
                     format!(
-                        "target {}: test message delivered{}",
-                        target.name,
-                        id.map(|i| format!(" (webhook.test {i})"))
-                            .unwrap_or_default()
+                        "target {} ({}): a body for every kind it receives",
+                        target.name, target.kind
                     ),
                 ),
-                crate::delivery::Outcome::Retry { error, .. }
-                | crate::delivery::Outcome::Dead { error, .. } => report(
-                    false,
-                    format!("target {}: test message failed: {error}", target.name),
-                ),
+                Some(first) => report(false, format!("target {}: {first}", target.name)),
             }
         }
-    }
-    if online {
-        let client = PoomgoClient::new(&config.poomgo, http)?;
-        let window = poll_window(now, config.poomgo.lookback_days).query();
-        match client.fetch_page_sized(&window, 1, 1).await {
-            Ok(page) => report(
-                true,
-                format!(
-                    "poomgo {}: the key works ({} orders in the last {} days)",
-                    config.poomgo.base_url, page.total, config.poomgo.lookback_days
+        if online {
+            for target in &delivery.targets {
+                match target.health_check(&http).await {
+                    Ok(found) => report(
+                        true,
+                        format!("target {} ({}): {found}", target.name, target.kind),
+                    ),
+                    Err(why) => report(
+                        false,
+                        format!("target {} ({}): {why}", target.name, target.kind),
+                    ),
+                }
+            }
+        }
+        if send_test {
+            for target in &delivery.targets {
+                let request = target.test_request(now);
+                let id = request.webhook_id.clone();
+                match delivery.sender.post(target, request, Vec::new).await {
+                    crate::delivery::Outcome::Delivered => report(
+                        true,
+                        format!(
+                            "target {}: test message delivered{}",
+                            target.name,
+                            id.map(|i| format!(" (webhook.test {i})"))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                    crate::delivery::Outcome::Retry { error, .. }
+                    | crate::delivery::Outcome::Dead { error, .. } => report(
+                        false,
+                        format!("target {}: test message failed: {error}", target.name),
+                    ),
+                }
+            }
+        }
+        if online {
+            let client = PoomgoClient::new(&config.poomgo, http)?;
+            let window = poll_window(now, config.poomgo.lookback_days).query();
+            match client.fetch_page_sized(&window, 1, 1).await {
+                Ok(page) => report(
+                    true,
+                    format!(
+                        "poomgo {}: the key works ({} orders in the last {} days)",
+                        config.poomgo.base_url, page.total, config.poomgo.lookback_days
+                    ),
                 ),
-            ),
-            Err(e) => report(false, format!("poomgo {}: {e}", config.poomgo.base_url)),
+                Err(e) => report(false, format!("poomgo {}: {e}", config.poomgo.base_url)),
+            }
         }
     }
     if failed > 0 {
@@ -319,7 +386,13 @@ pub fn preview(
     kind: Option<crate::event::EventType>,
     readable: bool,
 ) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+    let file = Config::load(config_path)?;
+    // A merchant's own target is in that merchant's config only.
+    let config = file
+        .merchants()
+        .into_iter()
+        .find(|c| c.targets.iter().any(|t| t.name == target))
+        .unwrap_or(file);
     let http = crate::http::client(config.poomgo.connect_timeout, config.poomgo.request_timeout)?;
     let delivery = crate::poll::Delivery::new(&config, http)?;
     let Some(target) = delivery.targets.iter().find(|t| t.name == target) else {
@@ -368,30 +441,67 @@ pub fn preview(
     Ok(())
 }
 
-/// How `outbox` and `dead-letters` reach the queue: the store itself when no
-/// process holds it, else the running daemon's admin API.
+/// How `outbox` and `dead-letters` reach the queues: the store itself when
+/// no process holds it, else the running daemon's admin API. Either way,
+/// every merchant the command names (all of them without `--merchant`).
 enum Reach {
-    Store(Box<crate::store::Store>, Vec<crate::delivery::Target>),
+    /// Each merchant's keyspace of the store, with its targets.
+    Store(Vec<(String, crate::store::Store, Vec<crate::delivery::Target>)>),
     Daemon {
         base: String,
         token: Option<secrecy::SecretString>,
         http: reqwest::Client,
+        merchants: Vec<String>,
     },
 }
 
 impl Reach {
-    fn open(config_path: &Path) -> anyhow::Result<Reach> {
-        let config = Config::load(config_path)?;
+    fn merchants(&self) -> usize {
+        match self {
+            Reach::Store(stores) => stores.len(),
+            Reach::Daemon { merchants, .. } => merchants.len(),
+        }
+    }
+
+    fn open(config_path: &Path, merchant: Option<&str>) -> anyhow::Result<Reach> {
+        let file = Config::load(config_path)?;
+        let configs = merchants_of(&file, merchant)?;
         let http = crate::http::client(
             std::time::Duration::from_secs(3),
             std::time::Duration::from_secs(30),
         )?;
-        let delivery = crate::poll::Delivery::new(&config, http.clone())?;
-        let names: Vec<&str> = delivery.targets.iter().map(|t| t.name.as_str()).collect();
-        match crate::store::Store::open(&config.store_path(), config.store.cache_mb, &names) {
-            Ok(store) => Ok(Reach::Store(Box::new(store), delivery.targets)),
-            Err(crate::store::StoreError::Open { .. }) if config.admin.listen.is_some() => {
-                let mut addr = config.admin.listen.expect("checked");
+        let mut parts = Vec::new();
+        for config in &configs {
+            let delivery = crate::poll::Delivery::new(config, http.clone())?;
+            parts.push((config.merchant.name.clone(), delivery.targets));
+        }
+        let names: Vec<Vec<&str>> = parts
+            .iter()
+            .map(|(_, targets)| targets.iter().map(|t| t.name.as_str()).collect())
+            .collect();
+        let keyspaces: Vec<(&str, &[&str])> = parts
+            .iter()
+            .zip(&names)
+            .map(|((m, _), n)| (m.as_str(), n.as_slice()))
+            .collect();
+        let opened = crate::store::Store::open_many(
+            &file.store_path(),
+            file.store.cache_mb,
+            crate::store::DEFAULT_MIN_FREE_MB,
+            &keyspaces,
+        );
+        drop(keyspaces);
+        drop(names);
+        match opened {
+            Ok(stores) => Ok(Reach::Store(
+                parts
+                    .into_iter()
+                    .zip(stores)
+                    .map(|((m, targets), store)| (m, store, targets))
+                    .collect(),
+            )),
+            Err(crate::store::StoreError::Open { .. }) if file.admin.listen.is_some() => {
+                let mut addr = file.admin.listen.expect("checked");
                 if addr.ip().is_unspecified() {
                     addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
@@ -400,8 +510,9 @@ impl Reach {
                 );
                 Ok(Reach::Daemon {
                     base: format!("http://{addr}"),
-                    token: config.admin.token.clone(),
+                    token: file.admin.token.clone(),
                     http,
+                    merchants: parts.into_iter().map(|(m, _)| m).collect(),
                 })
             }
             Err(e @ crate::store::StoreError::Open { .. }) => Err(anyhow::anyhow!(
@@ -411,42 +522,99 @@ impl Reach {
         }
     }
 
-    /// A GET of the admin API, or the same operation on the store.
-    async fn get<T: serde::de::DeserializeOwned>(
+    /// One admin API call per merchant (`write`: a POST), or the same
+    /// operation on each merchant's keyspace: `(merchant, result)` in
+    /// config order.
+    async fn each<T: serde::de::DeserializeOwned>(
         &self,
+        write: bool,
         path: &str,
-        local: impl FnOnce(
+        local: impl Fn(
             &crate::store::Store,
             &[crate::delivery::Target],
         ) -> Result<T, crate::operate::OpError>,
-    ) -> anyhow::Result<T> {
+    ) -> anyhow::Result<Vec<(String, anyhow::Result<T>)>> {
+        let mut out = Vec::new();
         match self {
-            Reach::Store(store, targets) => Ok(local(store, targets)?),
-            Reach::Daemon { base, http, token } => {
-                api_call(with_token(http.get(format!("{base}{path}")), token)).await
+            Reach::Store(stores) => {
+                for (merchant, store, targets) in stores {
+                    let result = local(store, targets).map_err(anyhow::Error::from);
+                    if write {
+                        store.flush().await?;
+                    }
+                    out.push((merchant.clone(), result));
+                }
+            }
+            Reach::Daemon {
+                base,
+                http,
+                token,
+                merchants,
+            } => {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                for merchant in merchants {
+                    let url = format!("{base}{path}{sep}merchant={merchant}");
+                    let request = if write { http.post(url) } else { http.get(url) };
+                    out.push((merchant.clone(), api_call(with_token(request, token)).await));
+                }
             }
         }
+        Ok(out)
     }
 
-    /// A state-changing POST of the admin API, or the same on the store.
-    async fn post<T: serde::de::DeserializeOwned>(
+    /// Lists from every merchant, one after another; the first error stops.
+    async fn list<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
-        local: impl FnOnce(
+        local: impl Fn(
+            &crate::store::Store,
+            &[crate::delivery::Target],
+        ) -> Result<Vec<T>, crate::operate::OpError>,
+    ) -> anyhow::Result<Vec<(String, T)>> {
+        let mut out = Vec::new();
+        for (merchant, result) in self.each(false, path, local).await? {
+            out.extend(result?.into_iter().map(|t| (merchant.clone(), t)));
+        }
+        Ok(out)
+    }
+
+    /// The first merchant at which `local` (or the API) succeeds: an event
+    /// id belongs to one merchant. The last error when none does.
+    async fn find<T: serde::de::DeserializeOwned>(
+        &self,
+        write: bool,
+        path: &str,
+        local: impl Fn(
             &crate::store::Store,
             &[crate::delivery::Target],
         ) -> Result<T, crate::operate::OpError>,
     ) -> anyhow::Result<T> {
-        match self {
-            Reach::Store(store, targets) => {
-                let out = local(store, targets)?;
-                store.flush().await?;
-                Ok(out)
-            }
-            Reach::Daemon { base, http, token } => {
-                api_call(with_token(http.post(format!("{base}{path}")), token)).await
+        let mut last = None;
+        for (_, result) in self.each(write, path, local).await? {
+            match result {
+                Ok(t) => return Ok(t),
+                Err(e) => last = Some(e),
             }
         }
+        Err(last.unwrap_or_else(|| anyhow::anyhow!("no merchant to ask")))
+    }
+}
+
+/// The merchants a command acts on: the one `--merchant` names, or every
+/// merchant of the file.
+pub fn merchants_of(file: &Config, merchant: Option<&str>) -> anyhow::Result<Vec<Config>> {
+    match merchant {
+        Some(name) => Ok(vec![file.merchant_named(name)?]),
+        None => Ok(file.merchants()),
+    }
+}
+
+/// `merchant\t` in front of a line, when there are several merchants.
+fn merchant_column(several: bool, merchant: &str) -> String {
+    if several {
+        format!("{merchant}\t")
+    } else {
+        String::new()
     }
 }
 
@@ -494,20 +662,28 @@ fn query(target: Option<&str>) -> String {
     target.map(|t| format!("?target={t}")).unwrap_or_default()
 }
 
-/// `poomgo-notifier outbox`: pending entries per target, oldest first.
-pub async fn outbox(config_path: &Path, target: Option<&str>) -> anyhow::Result<()> {
-    let reach = Reach::open(config_path)?;
-    let pending: Vec<crate::operate::PendingView> = reach
-        .get(&format!("/api/outbox{}", query(target)), |s, t| {
+/// `poomgo-notifier outbox`: pending entries per target, oldest first
+/// (each merchant in turn, its name first on each line when there are
+/// several).
+pub async fn outbox(
+    config_path: &Path,
+    merchant: Option<&str>,
+    target: Option<&str>,
+) -> anyhow::Result<()> {
+    let reach = Reach::open(config_path, merchant)?;
+    let several = reach.merchants() > 1;
+    let pending: Vec<(String, crate::operate::PendingView)> = reach
+        .list(&format!("/api/outbox{}", query(target)), |s, t| {
             crate::operate::outbox(s, t, target)
         })
         .await?;
     if pending.is_empty() {
         println!("nothing pending");
     }
-    for p in &pending {
+    for (m, p) in &pending {
         println!(
-            "{}\t{}\t{}\tinvoice {}\torder {}\tattempts {}\tnext {}\t{}",
+            "{}{}\t{}\t{}\tinvoice {}\torder {}\tattempts {}\tnext {}\t{}",
+            merchant_column(several, m),
             p.target,
             p.event_id,
             p.kind,
@@ -542,9 +718,14 @@ pub enum DeadLettersAction {
 }
 
 /// `poomgo-notifier dead-letters …`.
-pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyhow::Result<()> {
+pub async fn dead_letters(
+    config_path: &Path,
+    merchant: Option<&str>,
+    action: DeadLettersAction,
+) -> anyhow::Result<()> {
     use crate::operate::{self as op, Done};
-    let reach = Reach::open(config_path)?;
+    let reach = Reach::open(config_path, merchant)?;
+    let several = reach.merchants() > 1;
     let said = |verb: &str, done: &Done| {
         println!("{verb} {} dead letter(s)", done.entries.len());
         for (target, id) in &done.entries {
@@ -554,17 +735,18 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
     match action {
         DeadLettersAction::List { target } => {
             let t = target.as_deref();
-            let list: Vec<op::DeadView> = reach
-                .get(&format!("/api/dead-letters{}", query(t)), |s, ts| {
+            let list: Vec<(String, op::DeadView)> = reach
+                .list(&format!("/api/dead-letters{}", query(t)), |s, ts| {
                     op::dead_letters(s, ts, t)
                 })
                 .await?;
             if list.is_empty() {
                 println!("no dead letters");
             }
-            for d in &list {
+            for (m, d) in &list {
                 println!(
-                    "{}\t{}\tinvoice {}\torder {}\t{}\tfailed {}\t{}",
+                    "{}{}\t{}\tinvoice {}\torder {}\t{}\tfailed {}\t{}",
+                    merchant_column(several, m),
                     d.event_id,
                     d.target,
                     d.invoice_id,
@@ -577,7 +759,7 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
         }
         DeadLettersAction::Show { event_id } => {
             let detail: op::DeadDetail = reach
-                .get(&format!("/api/dead-letters/{event_id}"), |s, ts| {
+                .find(false, &format!("/api/dead-letters/{event_id}"), |s, ts| {
                     op::dead_letter(s, ts, &event_id)
                 })
                 .await?;
@@ -587,7 +769,7 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
             let mut done = Done::default();
             for id in &event_ids {
                 let one: Done = reach
-                    .post(&format!("/api/dead-letters/{id}/replay"), |s, ts| {
+                    .find(true, &format!("/api/dead-letters/{id}/replay"), |s, ts| {
                         op::replay(s, ts, std::slice::from_ref(id))
                     })
                     .await?;
@@ -597,11 +779,17 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
         }
         DeadLettersAction::ReplayAll { target } => {
             let t = target.as_deref();
-            let done: Done = reach
-                .post(&format!("/api/dead-letters/replay{}", query(t)), |s, ts| {
-                    op::replay_all(s, ts, t)
-                })
-                .await?;
+            let mut done = Done::default();
+            for (_, one) in reach
+                .each(
+                    true,
+                    &format!("/api/dead-letters/replay{}", query(t)),
+                    |s, ts| op::replay_all(s, ts, t),
+                )
+                .await?
+            {
+                done.entries.extend(one?.entries);
+            }
             said("replayed (ids kept, attempts reset)", &done);
         }
         DeadLettersAction::Purge { older_than, target } => {
@@ -613,9 +801,13 @@ pub async fn dead_letters(config_path: &Path, action: DeadLettersAction) -> anyh
                 "/api/dead-letters/purge?older_than={human}{}",
                 t.map(|t| format!("&target={t}")).unwrap_or_default()
             );
-            let done: Done = reach
-                .post(&path, |s, ts| op::purge(s, ts, t, older_than))
-                .await?;
+            let mut done = Done::default();
+            for (_, one) in reach
+                .each(true, &path, |s, ts| op::purge(s, ts, t, older_than))
+                .await?
+            {
+                done.entries.extend(one?.entries);
+            }
             said(&format!("purged (older than {human})"), &done);
         }
     }

@@ -131,6 +131,16 @@ fn render(admin: &Admin, caller: &Caller, page: &str, title: &str, mut data: Val
     data["csrf"] = json!(admin.access.csrf(caller.session.as_deref()));
     data["signed_in"] = json!(admin.access.has_token());
     data["nav"] = json!(page);
+    // With several merchants every page is about one (`?merchant=`), shown
+    // in the header with the others a click away; links and forms carry it.
+    if admin.apps.len() > 1 {
+        let name = admin.app().config.merchant.name.clone();
+        let q = url_component(&name);
+        data["merchants"] = json!(admin.merchants());
+        data["mq"] = json!(format!("?merchant={q}"));
+        data["ma"] = json!(format!("&merchant={q}"));
+        data["merchant_name"] = json!(name);
+    }
     match pages().render(page, &data) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -336,7 +346,15 @@ async fn search(
         Ok(found) => found,
         Err(e) => return failed(e),
     };
-    let invoices: Vec<_> = found.iter().filter_map(|f| f.invoice.as_ref()).collect();
+    // Each timeline says whose invoice it is (ids repeat across merchants).
+    let invoices: Vec<Value> = found
+        .iter()
+        .filter_map(|f| {
+            let mut v = serde_json::to_value(f.invoice.as_ref()?).ok()?;
+            v["merchant"] = json!(f.merchant);
+            Some(v)
+        })
+        .collect();
     render(
         &admin,
         &caller,

@@ -79,6 +79,9 @@ enum Command {
     Poll {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// Only this merchant (a name from `[[merchants]]`); every merchant when absent.
+        #[arg(long)]
+        merchant: Option<String>,
         /// On the first poll of an empty store, send invoice.assigned for every invoice instead of recording silently.
         #[arg(long)]
         notify_existing: bool,
@@ -101,6 +104,9 @@ enum Command {
     Check {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// Only this merchant (a name from `[[merchants]]`); every merchant when absent.
+        #[arg(long)]
+        merchant: Option<String>,
         /// Also call the Poomgo API once (page 1, size 1) to see whether the key works, and probe
         /// each target without posting where the service allows it.
         #[arg(long)]
@@ -129,6 +135,9 @@ enum Command {
     Outbox {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// Only this merchant (a name from `[[merchants]]`); every merchant when absent.
+        #[arg(long)]
+        merchant: Option<String>,
         #[arg(long)]
         target: Option<String>,
     },
@@ -136,6 +145,9 @@ enum Command {
     DeadLetters {
         #[arg(long, default_value = "config.toml", global = true)]
         config: PathBuf,
+        /// Only this merchant (a name from `[[merchants]]`); every merchant when absent.
+        #[arg(long, global = true)]
+        merchant: Option<String>,
         #[command(subcommand)]
         action: DeadLettersCommand,
     },
@@ -148,6 +160,9 @@ enum Command {
     Scan {
         #[arg(long, default_value = "config.toml")]
         config: PathBuf,
+        /// Only this merchant (a name from `[[merchants]]`); every merchant when absent.
+        #[arg(long)]
+        merchant: Option<String>,
     },
 }
 
@@ -240,14 +255,22 @@ fn main() -> ExitCode {
                 };
                 commands::sim(listen, options).await
             }
-            Command::Scan { config } => commands::scan(&config).await,
+            Command::Scan { config, merchant } => {
+                commands::scan(&config, merchant.as_deref()).await
+            }
             Command::Store {
                 action: StoreCommand::Rebuild { config },
             } => commands::store_rebuild(&config),
-            Command::Outbox { config, target } => {
-                commands::outbox(&config, target.as_deref()).await
-            }
-            Command::DeadLetters { config, action } => {
+            Command::Outbox {
+                config,
+                merchant,
+                target,
+            } => commands::outbox(&config, merchant.as_deref(), target.as_deref()).await,
+            Command::DeadLetters {
+                config,
+                merchant,
+                action,
+            } => {
                 use commands::DeadLettersAction as A;
                 let action = match action {
                     DeadLettersCommand::List { target } => A::List { target },
@@ -275,7 +298,7 @@ fn main() -> ExitCode {
                         A::Purge { older_than, target }
                     }
                 };
-                commands::dead_letters(&config, action).await
+                commands::dead_letters(&config, merchant.as_deref(), action).await
             }
             Command::Run { config } => {
                 match poomgo_notifier::config::Config::load(&config)
@@ -288,9 +311,10 @@ fn main() -> ExitCode {
             }
             Command::Check {
                 config,
+                merchant,
                 online,
                 send_test,
-            } => commands::check(&config, online, send_test).await,
+            } => commands::check(&config, merchant.as_deref(), online, send_test).await,
             Command::Preview {
                 config,
                 target,
@@ -300,11 +324,13 @@ fn main() -> ExitCode {
             } => commands::preview(&config, &target, event.as_deref(), kind, readable),
             Command::Poll {
                 config,
+                merchant,
                 notify_existing,
                 full,
             } => {
                 commands::poll(
                     &config,
+                    merchant.as_deref(),
                     poomgo_notifier::poll::PollOptions {
                         notify_existing,
                         full,
