@@ -518,3 +518,70 @@ api_key = "k"
     assert_eq!(split[1].merchant.name, "b");
     assert!(split[1].merchant.several());
 }
+
+/// Runs the real binary with `args` and returns (exit code, stdout, stderr).
+async fn notifier(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    // The simulator runs on this runtime: wait for the process off it.
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::support::BIN)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_commands_act_on_every_merchant_or_the_one_named() {
+    let sim = sim(2, 10).await;
+    let erp = Recorder::start(Reply::status(500)).await;
+    let wms = Recorder::start(Reply::status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(&sim, dir.path(), &["east", "west"], &wms.uri(), &erp.uri())
+        .replace("[admin]\nlisten = \"127.0.0.1:0\"\n", "");
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let config = path.to_str().unwrap();
+
+    let (code, out, err) = notifier(&["poll", "--config", config]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("east: ") && out.contains("west: "), "{out}");
+
+    // Only west changes and is polled: the ERP fails, so its entry waits.
+    toggle(&sim, 0, 1);
+    toggle(&sim, 1, 1);
+    let (code, out, err) = notifier(&["poll", "--config", config, "--merchant", "west"]).await;
+    assert_eq!(code, 1, "the ERP answered 500: {out}{err}");
+    assert!(!out.contains("east"), "{out}");
+    assert!(err.contains("delivery failed: target `erp`"), "{err}");
+
+    let (code, out, err) = notifier(&["outbox", "--config", config]).await;
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(lines[0].starts_with("west\terp\t"), "{out}");
+    let (_, out, _) = notifier(&["outbox", "--config", config, "--merchant", "east"]).await;
+    assert_eq!(out.trim(), "nothing pending");
+
+    let (code, _, err) = notifier(&["outbox", "--config", config, "--merchant", "north"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no merchant is called `north`") && err.contains("east, west"),
+        "{err}"
+    );
+
+    let (code, out, err) = notifier(&["check", "--config", config, "--merchant", "east"]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("2 merchants (east)") && out.contains("# merchant east"),
+        "{out}"
+    );
+    assert!(!out.contains("# merchant west"), "{out}");
+}
