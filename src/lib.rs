@@ -22,13 +22,19 @@
 //!   ([`poomgo::plan`]).
 //! - [`sim`]: a loopback simulator of that API (generated merchant, moving
 //!   time, combined shipments, fault injection down to one value in one row).
+//! - [`merchant`]: the Poomgo accounts one process serves (`[[merchants]]`;
+//!   none is the one merchant `default`). [`config::Config::merchants`]
+//!   gives each its own config, [`poll::App::open_all`] one app each on one
+//!   store (a keyspace each), and the daemon one poller, health and set of
+//!   delivery workers each.
 //! - [`poll`]: one poll — due windows, each with its own baseline; invoices
 //!   grouped across rows; cancellations held until the scan is complete;
 //!   commit and flush per page.
 //! - [`diff`]: pure change detection (what the store knows + what rows say →
 //!   snapshot + at most one event).
-//! - [`store`]: sled — snapshots, tombstones, outboxes, dead letters, the
-//!   history, meta (generation, covered ranges, target states, recent
+//! - [`store`]: sled — per merchant keyspace (the default merchant's trees
+//!   keep their original names, another's are under `m/<name>/`):
+//!   snapshots, tombstones, outboxes, dead letters, the history, meta (generation, covered ranges, target states, recent
 //!   polls); one transaction per page;
 //!   private files; no write when the disk is nearly full.
 //! - [`event`]: the event model and its JSON; [`status`]: the status and

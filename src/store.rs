@@ -11,6 +11,13 @@
 //! | `dead/<target>`   | sequence (u64 big-endian) | [`crate::delivery::queue::DeadLetter`] |
 //! | `meta`            | name                     | schema version, generation, covered ranges, last poll, outbox sequence, delivered marks, target states, alert times |
 //!
+//! **Merchants.** Each merchant has a keyspace of these trees in the one
+//! store ([`Store::open_many`]): [`crate::merchant::DEFAULT`]'s trees have
+//! the names above, so a store from before merchants is its keyspace with
+//! no migration; another merchant's are the same names under `m/<name>/`.
+//! One sled database for all (one page cache, one flusher thread, one file
+//! lock): a database per merchant would cost each its own cache and thread.
+//!
 //! Values are one version byte followed by postcard: compact, and a future
 //! layout can be told apart from this one. Older record versions are still
 //! read (a snapshot written by schema 1 has no order list); opening a store
