@@ -33,17 +33,7 @@ async fn sim(merchants: usize, orders: usize) -> Simulator {
 
 /// Flips `isPrinted` on `n` invoices of merchant `index` (0-based).
 fn toggle(sim: &Simulator, index: usize, n: usize) -> Vec<u64> {
-    sim.merchant(index).with_merchant(|m| {
-        m.orders
-            .iter_mut()
-            .flat_map(|o| o.invoices.iter_mut())
-            .take(n)
-            .map(|i| {
-                i.printed = !i.printed;
-                i.id
-            })
-            .collect()
-    })
+    crate::support::toggle_printed_at(sim, index, n)
 }
 
 /// A config for `names`, merchant `i` with the simulator's key `i`, each

@@ -499,7 +499,12 @@ impl Recorder {
 /// Flips `isPrinted` of the first `n` invoices of the simulated merchant;
 /// returns their ids.
 pub fn toggle_printed(sim: &Simulator, n: usize) -> Vec<u64> {
-    sim.with_merchant(|m| {
+    toggle_printed_at(sim, 0, n)
+}
+
+/// As [`toggle_printed`], at merchant `index` (0-based) of the simulator.
+pub fn toggle_printed_at(sim: &Simulator, index: usize, n: usize) -> Vec<u64> {
+    sim.merchant(index).with_merchant(|m| {
         m.orders
             .iter_mut()
             .flat_map(|o| o.invoices.iter_mut())
